@@ -1,0 +1,568 @@
+"""The one data class for user-item interactions: ``Interactions``.
+
+An ``Interactions`` holds parallel arrays (one entry per interaction) of contiguous user and item
+indices, optional ratings, weights and timestamps, and the two ``IdMap`` objects that translate
+between raw IDs (as they appear in the source file: strings or ints) and those indices. Every
+split, sampler, model and metric in hybridrec takes or returns one, and all subsets of a dataset
+share the ID space of the whole, so an index means the same user or item everywhere.
+
+Nothing here loops over interactions in Python: building, de-duplicating, filtering and the CSR
+view are all vectorised numpy / pandas / scipy operations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+DuplicatePolicy = Literal["keep", "error", "first", "last", "max", "sum"]
+
+
+class InteractionsError(ValueError):
+    """Raised for malformed interaction data; the message names the column and an example row."""
+
+
+def _example(df: pd.DataFrame, mask: np.ndarray) -> str:
+    """Formats the first row of ``df`` where ``mask`` holds, for error messages."""
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return ""
+    row = df.iloc[int(idx[0])]
+    return f" (first at row {int(idx[0])}: {row.to_dict()}; {len(idx)} rows in all)"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IdMap:
+    """Two-way map between raw IDs and contiguous indices ``0 .. len - 1``.
+
+    Attributes:
+      raw_ids: (n,) array; ``raw_ids[i]`` is the raw ID of index ``i``. Ints stay ints, anything
+        else is kept as Python objects (strings).
+      name: what the IDs are ("user" or "item"), used in error messages.
+    """
+
+    raw_ids: np.ndarray
+    name: str = "id"
+
+    def __post_init__(self):
+        raw = np.asarray(self.raw_ids)
+        if raw.ndim != 1:
+            raise InteractionsError(f"{self.name} IdMap needs a 1-D array of raw IDs, got shape {raw.shape}")
+        object.__setattr__(self, "raw_ids", raw)
+        if len(pd.unique(raw)) != len(raw):
+            dup = pd.Series(raw)[pd.Series(raw).duplicated()].iloc[0]
+            raise InteractionsError(f"{self.name} IdMap has duplicate raw ID {dup!r}")
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any] | np.ndarray, name: str = "id") -> IdMap:
+        """Builds a map over the sorted unique values (sorted, so indices are reproducible)."""
+        uniq = pd.unique(pd.Series(values))
+        try:
+            uniq = np.sort(np.asarray(uniq))
+        except TypeError:  # mixed types: keep first-seen order
+            uniq = np.asarray(uniq, dtype=object)
+        if uniq.dtype.kind not in "iu":
+            uniq = uniq.astype(object)
+        return cls(uniq, name=name)
+
+    @classmethod
+    def identity(cls, n: int, name: str = "id") -> IdMap:
+        """A map whose raw IDs are the indices themselves."""
+        return cls(np.arange(n, dtype=np.int64), name=name)
+
+    def __len__(self) -> int:
+        return len(self.raw_ids)
+
+    @functools.cached_property
+    def _index(self) -> pd.Index:
+        return pd.Index(self.raw_ids)
+
+    def to_index(self, raw: Any, *, allow_unknown: bool = False) -> np.ndarray:
+        """Maps raw IDs to indices.
+
+        Args:
+          raw: a raw ID or an array-like of them, shape (n,).
+          allow_unknown: if True, unknown IDs map to -1 instead of raising.
+
+        Returns:
+          int64 array of shape (n,) (or a scalar array for a scalar input).
+        """
+        scalar = np.isscalar(raw) or isinstance(raw, str)
+        values = np.asarray([raw] if scalar else raw)
+        if values.dtype.kind not in "iub" and self.raw_ids.dtype.kind in "iu":
+            # Raw IDs read as text (e.g. "42" from a CSV) still match integer IDs.
+            try:
+                values = values.astype(np.int64)
+            except (TypeError, ValueError):
+                pass
+        idx = self._index.get_indexer(values)
+        if not allow_unknown and (idx < 0).any():
+            bad = values[idx < 0]
+            raise KeyError(
+                f"unknown {self.name} ID {bad[0]!r} ({len(bad)} unknown of {len(values)}); "
+                f"known {self.name} IDs look like {list(self.raw_ids[:3])}"
+            )
+        return idx[0] if scalar else idx
+
+    def to_raw(self, indices: np.ndarray | int) -> np.ndarray:
+        """Maps indices back to raw IDs; shape follows ``indices``."""
+        indices = np.asarray(indices)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"{self.name} index out of range [0, {len(self)}): {indices.min()}..{indices.max()}")
+        return self.raw_ids[indices]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, IdMap)
+            and len(self) == len(other)
+            and bool(np.all(self.raw_ids == other.raw_ids))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Interactions:
+    """User-item interactions in one shared ID space.
+
+    Attributes:
+      user_ids: (N,) int32 user indices in ``[0, num_users)``.
+      item_ids: (N,) int32 item indices in ``[0, num_items)``.
+      ratings: (N,) float32 explicit ratings, or None for implicit data.
+      weights: (N,) float32 per-interaction weights (e.g. graded labels), or None (all 1).
+      timestamps: (N,) int64 timestamps, or None.
+      user_map: raw user IDs <-> indices; ``len(user_map) == num_users``.
+      item_map: raw item IDs <-> indices; ``len(item_map) == num_items``.
+
+    ``num_users`` and ``num_items`` are the size of the ID space, which may be larger than the set of
+    users and items that occur here (a split keeps the ID space of the whole dataset).
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_map: IdMap
+    item_map: IdMap
+    ratings: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+
+    def __post_init__(self):
+        def arr(name, dtype):
+            value = getattr(self, name)
+            if value is None:
+                return None
+            a = np.asarray(value)
+            if a.ndim != 1:
+                raise InteractionsError(f"column '{name}' must be 1-D, got shape {a.shape}")
+            if dtype is np.int32 and a.size and a.dtype.kind == "f":
+                if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+                    bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))[0]
+                    raise InteractionsError(
+                        f"column '{name}' holds a non-integer index {a[bad]!r} at row {bad}"
+                    )
+            elif dtype is np.int32 and a.size and a.dtype.kind not in "iu":
+                raise InteractionsError(f"column '{name}' must hold integer indices, got dtype {a.dtype}")
+            object.__setattr__(self, name, a.astype(dtype, copy=False))
+            return a
+
+        arr("user_ids", np.int32)
+        arr("item_ids", np.int32)
+        arr("ratings", np.float32)
+        arr("weights", np.float32)
+        arr("timestamps", np.int64)
+        n = len(self.user_ids)
+        for name in ("item_ids", "ratings", "weights", "timestamps"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise InteractionsError(
+                    f"mismatched lengths: user_ids has {n} rows but {name} has {len(value)}"
+                )
+        for name, ids, size in (
+            ("user_ids", self.user_ids, self.num_users),
+            ("item_ids", self.item_ids, self.num_items),
+        ):
+            if n == 0:
+                continue
+            if ids.min() < 0:
+                row = int(np.argmin(ids))
+                raise InteractionsError(f"column '{name}' holds a negative index {ids[row]} at row {row}")
+            if ids.max() >= size:
+                row = int(np.argmax(ids))
+                raise InteractionsError(
+                    f"column '{name}' holds index {ids[row]} at row {row}, but the ID space has only "
+                    f"{size} {name.split('_')[0]}s (indices 0..{size - 1})"
+                )
+        for name in ("ratings", "weights"):
+            value = getattr(self, name)
+            if value is not None and not np.all(np.isfinite(value)):
+                row = int(np.flatnonzero(~np.isfinite(value))[0])
+                raise InteractionsError(f"column '{name}' holds {value[row]} at row {row}")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        *,
+        num_users: int | None = None,
+        num_items: int | None = None,
+        ratings: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> Interactions:
+        """Builds from index arrays whose raw IDs are the indices themselves.
+
+        Args:
+          user_ids, item_ids: (N,) non-negative integer indices.
+          num_users, num_items: size of the ID spaces; default max index + 1.
+        """
+        user_ids = np.asarray(user_ids)
+        item_ids = np.asarray(item_ids)
+        if len(user_ids) != len(item_ids):
+            raise InteractionsError(
+                f"mismatched lengths: user_ids has {len(user_ids)} rows but item_ids has {len(item_ids)}"
+            )
+        if num_users is None:
+            num_users = int(user_ids.max()) + 1 if len(user_ids) else 0
+        if num_items is None:
+            num_items = int(item_ids.max()) + 1 if len(item_ids) else 0
+        return cls(
+            user_ids=user_ids,
+            item_ids=item_ids,
+            user_map=IdMap.identity(num_users, "user"),
+            item_map=IdMap.identity(num_items, "item"),
+            ratings=ratings,
+            weights=weights,
+            timestamps=timestamps,
+        )
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        rating_col: str | None = None,
+        weight_col: str | None = None,
+        timestamp_col: str | None = None,
+        user_map: IdMap | None = None,
+        item_map: IdMap | None = None,
+        allow_unknown: bool = False,
+        duplicates: DuplicatePolicy = "keep",
+    ) -> Interactions:
+        """Builds interactions from a DataFrame of raw IDs.
+
+        Args:
+          df: one row per interaction.
+          user_col, item_col: columns of raw user and item IDs (any hashable values).
+          rating_col, weight_col, timestamp_col: optional numeric columns.
+          user_map, item_map: existing ID maps to reuse (e.g. a test file mapped into the ID space
+            of training). Default: built from the sorted unique IDs of ``df``.
+          allow_unknown: with given maps, drop rows whose IDs the maps do not know instead of
+            raising.
+          duplicates: what to do with repeated (user, item) pairs; see ``deduplicate``.
+
+        Raises:
+          InteractionsError: naming the column and an example row, for missing columns, empty data,
+            missing IDs, NaN / non-numeric ratings, weights or timestamps, or unknown IDs.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise InteractionsError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        wanted = [c for c in (user_col, item_col, rating_col, weight_col, timestamp_col) if c]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            raise InteractionsError(
+                f"missing column(s) {missing}; the DataFrame has columns {list(df.columns)}"
+            )
+        if len(df) == 0:
+            raise InteractionsError("no interactions: the DataFrame is empty")
+        df = df.reset_index(drop=True)
+        for col in (user_col, item_col):
+            null = df[col].isna().to_numpy()
+            if null.any():
+                raise InteractionsError(f"column '{col}' has missing IDs{_example(df, null)}")
+        numeric: dict[str, np.ndarray | None] = {}
+        for key, col in (("ratings", rating_col), ("weights", weight_col), ("timestamps", timestamp_col)):
+            if col is None:
+                numeric[key] = None
+                continue
+            values = pd.to_numeric(df[col], errors="coerce")
+            bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+            if bad.any():
+                raise InteractionsError(
+                    f"column '{col}' has missing or non-numeric values{_example(df, bad)}"
+                )
+            numeric[key] = values.to_numpy()
+        if numeric["timestamps"] is not None:
+            numeric["timestamps"] = numeric["timestamps"].astype(np.int64)
+
+        maps = {}
+        indices = {}
+        for key, col, given in (("user", user_col, user_map), ("item", item_col, item_map)):
+            raw = df[col].to_numpy()
+            m = given if given is not None else IdMap.from_values(raw, name=key)
+            idx = m.to_index(raw, allow_unknown=True)
+            maps[key], indices[key] = m, idx
+        unknown = (indices["user"] < 0) | (indices["item"] < 0)
+        if unknown.any():
+            if not allow_unknown:
+                col = user_col if (indices["user"] < 0).any() else item_col
+                raise InteractionsError(
+                    f"column '{col}' holds IDs unknown to the given ID map{_example(df, unknown)}; "
+                    "pass allow_unknown=True to drop such rows"
+                )
+            keep = ~unknown
+            indices = {k: v[keep] for k, v in indices.items()}
+            numeric = {k: (None if v is None else v[keep]) for k, v in numeric.items()}
+        out = cls(
+            user_ids=indices["user"],
+            item_ids=indices["item"],
+            user_map=maps["user"],
+            item_map=maps["item"],
+            **numeric,
+        )
+        return out.deduplicate(duplicates)
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def num_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_map)
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    def __repr__(self) -> str:
+        cols = [c for c in ("ratings", "weights", "timestamps") if getattr(self, c) is not None]
+        return (
+            f"Interactions({len(self)} interactions, {self.num_users} users, {self.num_items} items"
+            + (f", with {', '.join(cols)}" if cols else "")
+            + ")"
+        )
+
+    @property
+    def is_explicit(self) -> bool:
+        return self.ratings is not None
+
+    @property
+    def interaction_weights(self) -> np.ndarray:
+        """(N,) float32 weights, ones where none are given."""
+        if self.weights is None:
+            return np.ones(len(self), np.float32)
+        return self.weights
+
+    def replace(self, **changes: Any) -> Interactions:
+        """A copy with some fields replaced (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def subset(self, rows: np.ndarray) -> Interactions:
+        """The interactions at ``rows`` (a boolean mask or integer positions), same ID space."""
+        rows = np.asarray(rows)
+
+        def take(a):
+            return None if a is None else a[rows]
+
+        return Interactions(
+            user_ids=self.user_ids[rows],
+            item_ids=self.item_ids[rows],
+            user_map=self.user_map,
+            item_map=self.item_map,
+            ratings=take(self.ratings),
+            weights=take(self.weights),
+            timestamps=take(self.timestamps),
+        )
+
+    def concatenate(self, other: Interactions) -> Interactions:
+        """All interactions of ``self`` then ``other``; both must share the ID space."""
+        self._check_same_space(other)
+
+        def cat(a, b):
+            if a is None and b is None:
+                return None
+            if a is None or b is None:
+                raise InteractionsError("cannot concatenate interactions with and without the same columns")
+            return np.concatenate([a, b])
+
+        return Interactions(
+            user_ids=np.concatenate([self.user_ids, other.user_ids]),
+            item_ids=np.concatenate([self.item_ids, other.item_ids]),
+            user_map=self.user_map,
+            item_map=self.item_map,
+            ratings=cat(self.ratings, other.ratings),
+            weights=cat(self.weights, other.weights),
+            timestamps=cat(self.timestamps, other.timestamps),
+        )
+
+    def _check_same_space(self, other: Interactions) -> None:
+        if self.user_map != other.user_map or self.item_map != other.item_map:
+            raise InteractionsError(
+                "interactions live in different ID spaces "
+                f"({self.num_users}x{self.num_items} vs {other.num_users}x{other.num_items}); "
+                "build them from the same user_map / item_map"
+            )
+
+    def to_dataframe(self, raw_ids: bool = True) -> pd.DataFrame:
+        """One row per interaction: user_id, item_id (raw by default) and the optional columns."""
+        data: dict[str, np.ndarray] = {
+            "user_id": self.user_map.to_raw(self.user_ids) if raw_ids else self.user_ids,
+            "item_id": self.item_map.to_raw(self.item_ids) if raw_ids else self.item_ids,
+        }
+        for name in ("ratings", "weights", "timestamps"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name[:-1]] = value
+        return pd.DataFrame(data)
+
+    # ------------------------------------------------------------------ per-user access
+    @functools.cached_property
+    def csr(self) -> sp.csr_matrix:
+        """(num_users, num_items) CSR matrix of interaction weights, items sorted within each row.
+
+        Duplicate pairs are summed. ``csr.indptr[u]:csr.indptr[u + 1]`` slices user ``u``'s items.
+        """
+        mat = sp.csr_matrix(
+            (self.interaction_weights, (self.user_ids, self.item_ids)),
+            shape=(self.num_users, self.num_items),
+        )
+        mat.sum_duplicates()
+        mat.sort_indices()
+        return mat
+
+    def user_counts(self) -> np.ndarray:
+        """(num_users,) number of interactions per user."""
+        return np.bincount(self.user_ids, minlength=self.num_users)
+
+    def item_counts(self) -> np.ndarray:
+        """(num_items,) number of interactions per item (its popularity)."""
+        return np.bincount(self.item_ids, minlength=self.num_items)
+
+    # ------------------------------------------------------------------ transforms
+    def to_implicit(self, threshold: float, keep_ratings: bool = False) -> Interactions:
+        """Keeps interactions with ``rating >= threshold`` as implicit positives.
+
+        Args:
+          threshold: the smallest rating that counts as positive (4 for MovieLens, as in Collie).
+          keep_ratings: keep the ratings column (e.g. to weight positives by rating).
+        """
+        if self.ratings is None:
+            raise InteractionsError("to_implicit needs ratings, but these interactions have none")
+        out = self.subset(self.ratings >= threshold)
+        return out if keep_ratings else out.replace(ratings=None)
+
+    def deduplicate(self, policy: DuplicatePolicy = "last") -> Interactions:
+        """Resolves repeated (user, item) pairs.
+
+        Policies:
+          ``keep``: leave duplicates as they are. ``error``: raise, naming a repeated pair.
+          ``first`` / ``last``: keep the earliest / latest row (by timestamp when there are
+          timestamps, else by position). ``max``: keep the row with the highest rating (then the
+          latest). ``sum``: one row per pair whose weight is the sum of the weights (ratings and
+          timestamps: the maximum).
+
+        The result is ordered by first occurrence of each pair.
+        """
+        if policy == "keep" or len(self) == 0:
+            return self
+        key = self.user_ids.astype(np.int64) * self.num_items + self.item_ids
+        dup = pd.Series(key).duplicated(keep=False).to_numpy()
+        if not dup.any():
+            return self
+        if policy == "error":
+            row = int(np.flatnonzero(dup)[0])
+            raw_u, raw_i = self.user_map.to_raw(self.user_ids[row]), self.item_map.to_raw(self.item_ids[row])
+            raise InteractionsError(
+                f"duplicate (user, item) pair ({raw_u!r}, {raw_i!r}) first at row {row}; "
+                f"{int(dup.sum())} rows share a pair. Choose a duplicates policy: first, last, max or sum"
+            )
+        pos = np.arange(len(self))
+        if policy == "sum":
+            frame = pd.DataFrame({"key": key, "pos": pos, "w": self.interaction_weights})
+            agg = {"pos": "min", "w": "sum"}
+            if self.ratings is not None:
+                frame["r"] = self.ratings
+                agg["r"] = "max"
+            if self.timestamps is not None:
+                frame["t"] = self.timestamps
+                agg["t"] = "max"
+            g = frame.groupby("key", sort=False).agg(agg).sort_values("pos")
+            rows = g["pos"].to_numpy()
+            return Interactions(
+                user_ids=self.user_ids[rows],
+                item_ids=self.item_ids[rows],
+                user_map=self.user_map,
+                item_map=self.item_map,
+                ratings=None if self.ratings is None else g["r"].to_numpy(),
+                weights=g["w"].to_numpy(),
+                timestamps=None if self.timestamps is None else g["t"].to_numpy(),
+            )
+        time = self.timestamps if self.timestamps is not None else pos
+        if policy == "first":
+            order = np.lexsort((pos, time, key))  # earliest first within each key
+        elif policy == "last":
+            order = np.lexsort((-pos, -time, key))
+        elif policy == "max":
+            if self.ratings is None:
+                raise InteractionsError("duplicates='max' keeps the highest rating, but there are no ratings")
+            order = np.lexsort((-pos, -time, -self.ratings, key))
+        else:
+            raise InteractionsError(
+                f"unknown duplicates policy {policy!r}; choose keep, error, first, last, max or sum"
+            )
+        sorted_key = key[order]
+        first = np.ones(len(order), bool)
+        first[1:] = sorted_key[1:] != sorted_key[:-1]
+        rows = np.sort(order[first])
+        return self.subset(rows)
+
+    def filter_min_count(
+        self, min_user_count: int = 1, min_item_count: int = 1, iterate: bool = False
+    ) -> Interactions:
+        """Drops users and items with too few interactions.
+
+        Args:
+          min_user_count, min_item_count: the smallest count to keep.
+          iterate: if False, one pass (counts taken once on the input). If True, repeat until
+            every user and item meets its minimum (the iterated k-core).
+
+        Returns:
+          Interactions in the *same* ID space (call ``compact`` to re-index).
+        """
+        keep = np.ones(len(self), bool)
+        while True:
+            u = np.bincount(self.user_ids[keep], minlength=self.num_users)
+            i = np.bincount(self.item_ids[keep], minlength=self.num_items)
+            new_keep = keep & (u[self.user_ids] >= min_user_count) & (i[self.item_ids] >= min_item_count)
+            changed = new_keep.sum() != keep.sum()
+            keep = new_keep
+            if not iterate or not changed:
+                break
+        return self.subset(keep)
+
+    def compact(self) -> Interactions:
+        """Re-indexes to the users and items that occur, keeping their raw IDs."""
+        users = np.unique(self.user_ids)
+        items = np.unique(self.item_ids)
+        user_lookup = np.full(self.num_users, -1, np.int64)
+        user_lookup[users] = np.arange(len(users))
+        item_lookup = np.full(self.num_items, -1, np.int64)
+        item_lookup[items] = np.arange(len(items))
+        return Interactions(
+            user_ids=user_lookup[self.user_ids],
+            item_ids=item_lookup[self.item_ids],
+            user_map=IdMap(self.user_map.raw_ids[users], "user"),
+            item_map=IdMap(self.item_map.raw_ids[items], "item"),
+            ratings=self.ratings,
+            weights=self.weights,
+            timestamps=self.timestamps,
+        )
