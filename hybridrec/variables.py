@@ -14,3 +14,12 @@ class Embedding(nnx.Param):
 
 class Bias(nnx.Param):
     """A (num_rows,) or (num_rows, 1) per-entity bias (user bias, item bias, global offset)."""
+
+
+def lookup(table: Embedding, ids):
+    """Rows of ``table`` for ``ids``: (..., ) int -> (..., dim).
+
+    Every embedding lookup in hybridrec goes through this function, so that training can swap in
+    row-sparse gradients (see ``hybridrec.optim``) without touching tower code.
+    """
+    return table[...][ids]

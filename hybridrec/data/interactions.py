@@ -28,6 +28,11 @@ class InteractionsError(ValueError):
     """Raised for malformed interaction data; the message names the column and an example row."""
 
 
+def _py(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so messages read ``5``, not ``np.int64(5)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _example(df: pd.DataFrame, mask: np.ndarray) -> str:
     """Formats the first row of ``df`` where ``mask`` holds, for error messages."""
     idx = np.flatnonzero(mask)
@@ -57,7 +62,7 @@ class IdMap:
         object.__setattr__(self, "raw_ids", raw)
         if len(pd.unique(raw)) != len(raw):
             dup = pd.Series(raw)[pd.Series(raw).duplicated()].iloc[0]
-            raise InteractionsError(f"{self.name} IdMap has duplicate raw ID {dup!r}")
+            raise InteractionsError(f"{self.name} IdMap has duplicate raw ID {_py(dup)!r}")
 
     @classmethod
     def from_values(cls, values: Sequence[Any] | np.ndarray, name: str = "id") -> IdMap:
@@ -105,8 +110,8 @@ class IdMap:
         if not allow_unknown and (idx < 0).any():
             bad = values[idx < 0]
             raise KeyError(
-                f"unknown {self.name} ID {bad[0]!r} ({len(bad)} unknown of {len(values)}); "
-                f"known {self.name} IDs look like {list(self.raw_ids[:3])}"
+                f"unknown {self.name} ID {_py(bad[0])!r} ({len(bad)} unknown of {len(values)}); "
+                f"known {self.name} IDs look like {self.raw_ids[:3].tolist()}"
             )
         return idx[0] if scalar else idx
 
@@ -164,7 +169,7 @@ class Interactions:
                 if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
                     bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))[0]
                     raise InteractionsError(
-                        f"column '{name}' holds a non-integer index {a[bad]!r} at row {bad}"
+                        f"column '{name}' holds a non-integer index {_py(a[bad])!r} at row {bad}"
                     )
             elif dtype is np.int32 and a.size and a.dtype.kind not in "iu":
                 raise InteractionsError(f"column '{name}' must hold integer indices, got dtype {a.dtype}")
@@ -202,7 +207,7 @@ class Interactions:
             value = getattr(self, name)
             if value is not None and not np.all(np.isfinite(value)):
                 row = int(np.flatnonzero(~np.isfinite(value))[0])
-                raise InteractionsError(f"column '{name}' holds {value[row]} at row {row}")
+                raise InteractionsError(f"column '{name}' holds {_py(value[row])} at row {row}")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -480,7 +485,8 @@ class Interactions:
             return self
         if policy == "error":
             row = int(np.flatnonzero(dup)[0])
-            raw_u, raw_i = self.user_map.to_raw(self.user_ids[row]), self.item_map.to_raw(self.item_ids[row])
+            raw_u = _py(self.user_map.to_raw(self.user_ids[row]))
+            raw_i = _py(self.item_map.to_raw(self.item_ids[row]))
             raise InteractionsError(
                 f"duplicate (user, item) pair ({raw_u!r}, {raw_i!r}) first at row {row}; "
                 f"{int(dup.sum())} rows share a pair. Choose a duplicates policy: first, last, max or sum"

@@ -1,0 +1,218 @@
+"""Tests for Interactions and IdMap: construction, transforms, CSR access and bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridrec import IdMap, Interactions, InteractionsError
+
+
+def _frame(**extra):
+    data = {
+        "user": ["a", "b", "a", "c", "b"],
+        "item": [10, 20, 30, 10, 10],
+        "rating": [5.0, 3.0, 4.0, 1.0, 4.5],
+        "ts": [1, 2, 3, 4, 5],
+    }
+    data.update(extra)
+    return pd.DataFrame(data)
+
+
+def test_from_dataframe_maps_raw_ids_to_sorted_indices():
+    x = Interactions.from_dataframe(
+        _frame(), user_col="user", item_col="item", rating_col="rating", timestamp_col="ts"
+    )
+    assert (x.num_users, x.num_items, len(x)) == (3, 3, 5)
+    assert list(x.user_map.raw_ids) == ["a", "b", "c"]
+    assert list(x.item_map.raw_ids) == [10, 20, 30]
+    np.testing.assert_array_equal(x.user_ids, [0, 1, 0, 2, 1])
+    np.testing.assert_array_equal(x.item_ids, [0, 1, 2, 0, 0])
+    assert x.user_ids.dtype == np.int32 and x.ratings.dtype == np.float32
+    back = x.to_dataframe()
+    assert list(back["user_id"]) == list(_frame()["user"])
+    assert list(back["item_id"]) == list(_frame()["item"])
+
+
+def test_idmap_round_trip_and_unknown():
+    m = IdMap.from_values(["x", "z", "y", "x"], name="item")
+    assert list(m.raw_ids) == ["x", "y", "z"]
+    np.testing.assert_array_equal(m.to_index(["z", "x"]), [2, 0])
+    assert m.to_index("y") == 1
+    np.testing.assert_array_equal(m.to_raw([2, 1]), ["z", "y"])
+    with pytest.raises(KeyError, match="unknown item ID 'w'"):
+        m.to_index(["w"])
+    np.testing.assert_array_equal(m.to_index(["w", "x"], allow_unknown=True), [-1, 0])
+    ints = IdMap.from_values([5, 3, 9])
+    np.testing.assert_array_equal(ints.to_index(np.array(["9", "3"])), [2, 0])
+
+
+def test_csr_gives_per_user_items_sorted_and_summed():
+    x = Interactions.from_arrays([0, 0, 1, 0], [3, 1, 2, 3], num_users=3, num_items=4)
+    csr = x.csr
+    assert csr.shape == (3, 4)
+    np.testing.assert_array_equal(csr.indices[csr.indptr[0] : csr.indptr[1]], [1, 3])
+    assert csr[0, 3] == 2.0  # duplicate pair summed
+    assert csr.indptr[3] - csr.indptr[2] == 0  # user 2 has nothing
+    np.testing.assert_array_equal(x.user_counts(), [3, 1, 0])
+    np.testing.assert_array_equal(x.item_counts(), [0, 1, 1, 2])
+
+
+def test_to_implicit_thresholds_ratings():
+    x = Interactions.from_dataframe(_frame(), user_col="user", item_col="item", rating_col="rating")
+    imp = x.to_implicit(4)
+    assert len(imp) == 3 and imp.ratings is None
+    assert imp.num_items == x.num_items  # same ID space
+    with pytest.raises(InteractionsError, match="needs ratings"):
+        imp.to_implicit(4)
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ("first", {(0, 0): 5.0, (0, 1): 2.0}),
+        ("last", {(0, 0): 1.0, (0, 1): 2.0}),
+        ("max", {(0, 0): 5.0, (0, 1): 2.0}),
+    ],
+)
+def test_deduplicate_policies(policy, expected):
+    df = pd.DataFrame(
+        {"u": [0, 0, 0, 0], "i": [0, 1, 0, 0], "r": [5.0, 2.0, 3.0, 1.0], "t": [1, 2, 3, 4]}
+    )
+    x = Interactions.from_dataframe(df, user_col="u", item_col="i", rating_col="r", timestamp_col="t")
+    d = x.deduplicate(policy)
+    got = {(int(u), int(i)): float(r) for u, i, r in zip(d.user_ids, d.item_ids, d.ratings)}
+    assert got == expected
+
+
+def test_deduplicate_sum_and_error():
+    df = pd.DataFrame({"u": [0, 0, 1, 0], "i": [0, 1, 0, 0], "w": [1.2, 0.5, 1.0, 1.0]})
+    x = Interactions.from_dataframe(df, user_col="u", item_col="i", weight_col="w")
+    s = x.deduplicate("sum")
+    got = {(int(u), int(i)): round(float(w), 5) for u, i, w in zip(s.user_ids, s.item_ids, s.weights)}
+    assert got == {(0, 0): 2.2, (0, 1): 0.5, (1, 0): 1.0}
+    with pytest.raises(InteractionsError, match=r"duplicate \(user, item\) pair \(0, 0\) first at row 0"):
+        x.deduplicate("error")
+    with pytest.raises(InteractionsError, match="unknown duplicates policy"):
+        x.deduplicate("median")
+
+
+def test_filter_min_count_one_pass_vs_k_core():
+    # user 2 has 1 interaction; dropping it leaves item 2 with 1, which the k-core also drops.
+    users = [0, 0, 0, 1, 1, 1, 2, 3, 3]
+    items = [0, 1, 2, 0, 1, 3, 2, 0, 1]
+    x = Interactions.from_arrays(users, items)
+    one = x.filter_min_count(min_user_count=2, min_item_count=2)
+    # one pass: counts taken once, so item 2 (count 2) survives with user 0
+    assert set(zip(one.user_ids.tolist(), one.item_ids.tolist())) == {
+        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (3, 0), (3, 1)
+    }
+    core = x.filter_min_count(min_user_count=2, min_item_count=2, iterate=True)
+    assert np.all(core.user_counts()[core.user_ids] >= 2)
+    assert np.all(core.item_counts()[core.item_ids] >= 2)
+    assert 2 not in core.item_ids and 3 not in core.item_ids
+    compact = core.compact()
+    assert compact.num_items == 2 and list(compact.item_map.raw_ids) == [0, 1]
+    assert list(compact.user_map.raw_ids) == [0, 1, 3]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=60),
+    st.integers(1, 4),
+    st.integers(1, 4),
+)
+def test_k_core_matches_brute_force(pairs, ku, ki):
+    users, items = map(np.array, zip(*pairs))
+    x = Interactions.from_arrays(users, items, num_users=7, num_items=7)
+    got = x.filter_min_count(ku, ki, iterate=True)
+    # Brute force: repeatedly drop offending rows one sweep at a time in Python.
+    rows = list(range(len(users)))
+    while True:
+        uc = {u: sum(users[r] == u for r in rows) for u in set(users[rows])} if rows else {}
+        ic = {i: sum(items[r] == i for r in rows) for i in set(items[rows])} if rows else {}
+        keep = [r for r in rows if uc[users[r]] >= ku and ic[items[r]] >= ki]
+        if keep == rows:
+            break
+        rows = keep
+    assert sorted(zip(got.user_ids.tolist(), got.item_ids.tolist())) == sorted(
+        zip(users[rows].tolist(), items[rows].tolist())
+    )
+
+
+def test_subset_concatenate_share_id_space():
+    x = Interactions.from_arrays([0, 1, 2], [2, 1, 0])
+    a, b = x.subset(np.array([True, False, True])), x.subset(np.array([1]))
+    both = a.concatenate(b)
+    assert len(both) == 3 and both.num_items == x.num_items
+    other = Interactions.from_arrays([0], [0], num_users=5, num_items=5)
+    with pytest.raises(InteractionsError, match="different ID spaces"):
+        a.concatenate(other)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_missing_columns_named():
+    with pytest.raises(InteractionsError, match=r"missing column\(s\) \['score'\]"):
+        Interactions.from_dataframe(_frame(), user_col="user", item_col="item", rating_col="score")
+
+
+def test_empty_data():
+    with pytest.raises(InteractionsError, match="empty"):
+        Interactions.from_dataframe(pd.DataFrame({"user_id": [], "item_id": []}))
+
+
+def test_nan_rating_names_column_and_row():
+    df = _frame(rating=[5.0, np.nan, 4.0, 1.0, 4.5])
+    with pytest.raises(InteractionsError, match=r"column 'rating'.*row 1.*'user': 'b'"):
+        Interactions.from_dataframe(df, user_col="user", item_col="item", rating_col="rating")
+
+
+def test_non_numeric_rating():
+    df = _frame(rating=["5", "good", "4", "1", "4.5"])
+    with pytest.raises(InteractionsError, match=r"column 'rating'.*non-numeric.*row 1"):
+        Interactions.from_dataframe(df, user_col="user", item_col="item", rating_col="rating")
+
+
+def test_missing_id_named():
+    df = _frame(user=["a", None, "a", "c", "b"])
+    with pytest.raises(InteractionsError, match=r"column 'user' has missing IDs.*row 1"):
+        Interactions.from_dataframe(df, user_col="user", item_col="item")
+
+
+def test_negative_and_non_integer_indices():
+    with pytest.raises(InteractionsError, match=r"'item_ids' holds a negative index -1 at row 1"):
+        Interactions.from_arrays([0, 1], [0, -1], num_users=2, num_items=2)
+    with pytest.raises(InteractionsError, match=r"'user_ids' holds a non-integer index 0.5 at row 1"):
+        Interactions.from_arrays(np.array([0.0, 0.5]), [0, 1], num_users=2, num_items=2)
+
+
+def test_id_space_smaller_than_indices():
+    with pytest.raises(InteractionsError, match=r"'item_ids' holds index 5 at row 1.*only 3 items"):
+        Interactions.from_arrays([0, 0], [1, 5], num_users=1, num_items=3)
+
+
+def test_mismatched_lengths():
+    with pytest.raises(InteractionsError, match="mismatched lengths"):
+        Interactions.from_arrays([0, 1, 2], [0, 1])
+    x = Interactions.from_arrays([0, 1], [0, 1])
+    with pytest.raises(InteractionsError, match="mismatched lengths.*weights has 3"):
+        x.replace(weights=np.ones(3))
+
+
+def test_unknown_test_ids_against_training_maps():
+    train = Interactions.from_dataframe(_frame(), user_col="user", item_col="item")
+    test_df = pd.DataFrame({"user": ["a", "zed"], "item": [10, 99]})
+    with pytest.raises(InteractionsError, match=r"column 'user' holds IDs unknown.*'zed'"):
+        Interactions.from_dataframe(
+            test_df, user_col="user", item_col="item", user_map=train.user_map, item_map=train.item_map
+        )
+    ok = Interactions.from_dataframe(
+        test_df,
+        user_col="user",
+        item_col="item",
+        user_map=train.user_map,
+        item_map=train.item_map,
+        allow_unknown=True,
+    )
+    assert len(ok) == 1 and ok.user_map == train.user_map
