@@ -34,21 +34,39 @@ class Checkpointer:
         """The step of the newest complete checkpoint, or None."""
         return self._manager.latest_step()
 
-    def save(self, step: int, state: Any) -> None:
-        """Saves ``state`` (a pytree of arrays and scalars) as ``step`` and waits until written."""
+    def save(self, step: int, state: Any, host: dict[str, Any] | None = None) -> None:
+        """Saves ``state`` (a pytree of arrays and scalars) as ``step`` and waits until written.
+
+        ``host`` is JSON-able trainer state (counters, the last metrics) saved beside it.
+        """
         # Orbax stores arrays; Python and numpy scalars become 0-d arrays.
         state = jax.tree.map(
             lambda x: np.asarray(x) if isinstance(x, (int, float, np.generic)) else x, state
         )
-        self._manager.save(step, args=ocp.args.StandardSave(state))
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), host=ocp.args.JsonSave(host or {})
+            ),
+        )
         self._manager.wait_until_finished()
 
-    def restore(self, target: Any, step: int | None = None) -> Any:
-        """Restores into the structure (and shardings) of ``target``; newest step by default."""
+    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """Restores into the structure of ``target``; newest step by default.
+
+        Returns:
+          ``(state, host)``: the restored pytree and the JSON host state saved with it.
+        """
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target), host=ocp.args.JsonRestore()
+            ),
+        )
+        return restored["state"], dict(restored["host"] or {})
 
     def close(self) -> None:
         self._manager.close()

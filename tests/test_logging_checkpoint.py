@@ -35,9 +35,10 @@ def test_checkpoint_round_trip_keeps_latest(tmp_path):
     assert ckpt.latest_step() is None
     state = {"params": {"w": jnp.arange(6.0).reshape(2, 3)}, "epoch": 1}
     for step in (1, 2, 3):
-        ckpt.save(step, {**state, "epoch": step})
+        ckpt.save(step, {**state, "epoch": step}, host={"best": 0.5 * step})
     assert ckpt.latest_step() == 3
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [2, 3]
-    restored = ckpt.restore({"params": {"w": jnp.zeros((2, 3))}, "epoch": np.asarray(0)})
+    restored, host = ckpt.restore({"params": {"w": jnp.zeros((2, 3))}, "epoch": np.asarray(0)})
+    assert host == {"best": 1.5}
     np.testing.assert_array_equal(restored["params"]["w"], state["params"]["w"])
     assert int(restored["epoch"]) == 3
