@@ -652,6 +652,9 @@ def _save_entities(workdir: str, data: ExperimentData) -> None:
         "user_known": data.user_table["known"],
         "item_known": data.item_table["known"],
         "item_counts": data.train.item_counts(),
+        # The training interactions, so recommendations can exclude what a user has seen.
+        "train_user_ids": data.train.user_ids,
+        "train_item_ids": data.train.item_ids,
     }
     for side, table in (("user", data.user_table), ("item", data.item_table)):
         for key, value in table.items():
