@@ -66,7 +66,7 @@ def _metadata(
     dup = ids.duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise FilesError(f"{path}: {entity} ID {ids.iloc[row]!r} appears twice (again at data row {row})")
+        raise FilesError(f"{path}: {entity} ID {ids.tolist()[row]!r} appears twice (again at data row {row})")
     positions = id_map.to_index(ids.to_numpy(), allow_unknown=True)
     known = positions >= 0
     info[f"{entity}_feature_rows_without_interactions"] = int((~known).sum())
