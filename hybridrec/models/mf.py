@@ -23,7 +23,7 @@ from hybridrec.models.base import (
     known_mask,
     normal_table,
 )
-from hybridrec.variables import Bias, Embedding
+from hybridrec.variables import Bias, Embedding, lookup
 
 
 class MatrixFactorization(FactorisedRecommender):
@@ -69,7 +69,7 @@ class MatrixFactorization(FactorisedRecommender):
     def _encode(batch: Batch, table: Embedding, bias: Bias | None) -> tuple[jax.Array, jax.Array]:
         known = known_mask(batch)  # (B,)
         ids = batch["ids"]
-        repr_ = table[...][ids] * known[:, None]  # (B, D)
+        repr_ = lookup(table, ids) * known[:, None]  # (B, D)
         b = bias[...][ids] * known if bias is not None else jnp.zeros_like(known)  # (B,)
         return repr_, b
 

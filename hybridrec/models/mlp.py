@@ -31,7 +31,7 @@ from hybridrec.models.base import (
     normal_table,
     step_key,
 )
-from hybridrec.variables import Embedding
+from hybridrec.variables import Embedding, lookup
 
 
 class EmbeddingNN(Recommender):
@@ -77,7 +77,7 @@ class EmbeddingNN(Recommender):
 
     def _encode(self, batch: Batch, table: Embedding, training: bool, key, side: int):
         key = step_key(training, key, (self.embedding_dropout,), "mlp model")
-        emb = table[...][batch["ids"]] * known_mask(batch)[:, None]  # (B, D)
+        emb = lookup(table, batch["ids"]) * known_mask(batch)[:, None]  # (B, D)
         return dropout(
             emb, self.embedding_dropout, None if key is None else jax.random.fold_in(key, side)
         )

@@ -30,7 +30,7 @@ from hybridrec.models.base import (
     normal_table,
     step_key,
 )
-from hybridrec.variables import Embedding
+from hybridrec.variables import Embedding, lookup
 
 
 class NeuMF(Recommender):
@@ -88,7 +88,7 @@ class NeuMF(Recommender):
     @staticmethod
     def _encode(batch: Batch, gmf: Embedding, mlp: Embedding):
         ids, known = batch["ids"], known_mask(batch)[:, None]
-        return gmf[...][ids] * known, mlp[...][ids] * known  # (B, D), (B, D')
+        return lookup(gmf, ids) * known, lookup(mlp, ids) * known  # (B, D), (B, D')
 
     def encode_users(self, users: Batch, *, training: bool = False, key=None):
         """(GMF, MLP) user embeddings, masked by ``known``: ((B, D), (B, D'))."""

@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 
 from hybridrec.models.base import construct, load_plugin
+from hybridrec.variables import Embedding, lookup
 
 __all__ = [
     "FieldInfo",
@@ -157,12 +158,16 @@ def require(info: FieldInfo, attr: str, tower: str, needs: str) -> int:
 
 
 def embedding_bag(
-    table: jax.Array, ids: jax.Array, weights: jax.Array | None = None, pooling: str = "sum"
+    table: Embedding | jax.Array,
+    ids: jax.Array,
+    weights: jax.Array | None = None,
+    pooling: str = "sum",
 ) -> jax.Array:
     """Weighted pooling of embedding rows; slots with ID 0 are padding and contribute nothing.
 
     Args:
-      table: (V, D) embedding table.
+      table: (V, D) embedding table: an ``Embedding`` variable (looked up through
+        ``hybridrec.variables.lookup``, so row-sparse training sees it) or a plain array.
       ids: (B, W) int row indices, 0 = padding.
       weights: (B, W) per-slot weights (None: 1.0 per non-padding slot).
       pooling: ``"sum"`` (sum_w x_w e_w), ``"mean"`` (sum divided by sum_w x_w) or ``"sqrtn"``
@@ -171,9 +176,10 @@ def embedding_bag(
     Returns:
       (B, D) pooled vectors.
     """
-    mask = (ids > 0).astype(table.dtype)  # (B, W)
-    w = mask if weights is None else jnp.asarray(weights, table.dtype) * mask
-    pooled = jnp.einsum("bw,bwd->bd", w, table[ids])  # (B, D)
+    rows = lookup(table, ids) if isinstance(table, Embedding) else table[ids]  # (B, W, D)
+    mask = (ids > 0).astype(rows.dtype)  # (B, W)
+    w = mask if weights is None else jnp.asarray(weights, rows.dtype) * mask
+    pooled = jnp.einsum("bw,bwd->bd", w, rows)  # (B, D)
     if pooling == "sum":
         return pooled
     if pooling == "mean":

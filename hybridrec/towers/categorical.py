@@ -66,7 +66,7 @@ class CategoricalTower(nnx.Module):
         """Returns (B, D) pooled embeddings (weights default to 1 when the batch has none)."""
         ids = batch[f"{self.field}/ids"]  # (B, W)
         weights = batch.get(f"{self.field}/weights")  # (B, W) or None
-        return embedding_bag(self.table[...], ids, weights, self.pooling)
+        return embedding_bag(self.table, ids, weights, self.pooling)
 
 
 Tower = CategoricalTower

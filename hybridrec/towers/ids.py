@@ -15,7 +15,7 @@ from flax import nnx
 
 from hybridrec.models.base import known_mask, normal_table
 from hybridrec.towers import TowerError
-from hybridrec.variables import Embedding
+from hybridrec.variables import Embedding, lookup
 
 
 class IdTower(nnx.Module):
@@ -42,7 +42,7 @@ class IdTower(nnx.Module):
 
     def __call__(self, batch: Mapping[str, jax.Array]) -> jax.Array:
         """Returns (B, D): ``table[ids] * known[:, None]``."""
-        return self.table[...][batch["ids"]] * known_mask(batch)[:, None]
+        return lookup(self.table, batch["ids"]) * known_mask(batch)[:, None]
 
 
 Tower = IdTower
