@@ -636,7 +636,7 @@ def _display_names(metadata) -> np.ndarray | None:
         return None
     for column in ("title", "movie_title", "beer_name", "name"):
         if column in metadata.columns:
-            return metadata[column].fillna("").astype(str).to_numpy()
+            return metadata[column].fillna("").astype(str).to_numpy(dtype=str)
     return None
 
 
