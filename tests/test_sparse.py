@@ -1,0 +1,307 @@
+"""Row-sparse gradients equal dense ones; sparse optimizers match optax / a numpy lazy Adam."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from hybridrec import sparse
+from hybridrec.optim import OptimizerConfigError, build_optimizer
+from hybridrec.variables import Bias, Embedding, lookup
+
+NUM_ROWS, DIM = 12, 3
+
+
+class _Model(nnx.Module):
+    """A table looked up twice (users' and items' IDs share it), a second table, a Linear."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.table = Embedding(jax.random.normal(jax.random.key(1), (NUM_ROWS, DIM)))
+        self.unused = Embedding(jnp.ones((5, DIM)))  # never looked up by the loss
+        self.item_bias = Bias(jnp.zeros((NUM_ROWS,)))
+        self.dense = nnx.Linear(DIM, 1, rngs=rngs)
+
+    def __call__(self, user_ids, item_ids):
+        u = lookup(self.table, user_ids)  # (B, D)
+        v = lookup(self.table, item_ids)  # (B, K, D)
+        return self.dense(u[:, None, :] * v)[..., 0] + self.item_bias[...][item_ids]  # (B, K)
+
+
+def _loss(model, user_ids, item_ids, targets):
+    return jnp.mean((model(user_ids, item_ids) - targets) ** 2)
+
+
+def _batch(seed: int):
+    rng = np.random.default_rng(seed)
+    user_ids = rng.integers(0, 6, size=4)  # rows 0-5, with duplicates
+    item_ids = rng.integers(3, 9, size=(4, 2))  # rows 3-8: overlaps the users' rows
+    targets = rng.normal(size=(4, 2)).astype(np.float32)
+    return jnp.asarray(user_ids), jnp.asarray(item_ids), jnp.asarray(targets)
+
+
+def _split():
+    return nnx.split(_Model(nnx.Rngs(0)), nnx.Param, ...)
+
+
+def _dense_grads(graphdef, params, rest, batch):
+    return jax.grad(lambda p: _loss(nnx.merge(graphdef, p, rest), *batch))(params)
+
+
+def _assert_states_close(a, b, **tol):
+    for (path, x), (_, y) in zip(nnx.to_flat_state(a), nnx.to_flat_state(b), strict=True):
+        np.testing.assert_allclose(x.get_value(), y.get_value(), err_msg=str(path), **tol)
+
+
+def test_row_gradients_equal_dense_gradients_under_jit():
+    graphdef, params, rest = _split()
+    batch = _batch(0)
+    assert len(set(np.asarray(batch[0]))) < 4  # duplicate users
+    assert set(np.asarray(batch[0])) & set(np.asarray(batch[1]).ravel())  # shared rows
+
+    jitted = jax.jit(lambda p, r, *b: sparse.value_and_grad(_loss, graphdef, p, r, *b))
+    loss, grads = jitted(params, rest, *batch)
+    np.testing.assert_allclose(loss, _loss(nnx.merge(graphdef, params, rest), *batch), rtol=1e-6)
+    # Rows come in lookup order: the users' ids, then the items' ids flattened.
+    expected_ids = np.concatenate([np.asarray(batch[0]), np.asarray(batch[1]).ravel()])
+    np.testing.assert_array_equal(grads.rows["table"].ids, expected_ids)
+    assert grads.rows["table"].values.shape == (12, DIM)
+    assert grads.rows["unused"].ids.shape == (0,) and grads.rows["unused"].values.shape == (0, DIM)
+    assert "table" not in grads.dense and "kernel" in grads.dense["dense"]
+    dense = jax.jit(_dense_grads, static_argnums=0)(graphdef, params, rest, batch)
+    _assert_states_close(sparse.densify(grads, params), dense, rtol=1e-5, atol=1e-6)
+
+
+def test_eager_with_has_aux_and_rest_none():
+    model = _Model(nnx.Rngs(0))
+    graphdef, params = nnx.split(model)  # all state is params here
+    batch = _batch(1)
+
+    def loss_with_aux(model, *batch):
+        return _loss(model, *batch), {"double": 2.0 * _loss(model, *batch)}
+
+    (loss, aux), grads = sparse.value_and_grad(
+        loss_with_aux, graphdef, params, None, *batch, has_aux=True
+    )
+    np.testing.assert_allclose(aux["double"], 2.0 * loss, rtol=1e-6)
+    dense = jax.grad(lambda p: _loss(nnx.merge(graphdef, p), *batch))(params)
+    _assert_states_close(sparse.densify(grads, params), dense, rtol=1e-5, atol=1e-6)
+
+
+def test_reading_a_table_outside_lookup_is_an_error():
+    graphdef, params, rest = _split()
+
+    def sneaky(model, *batch):
+        # An L2 penalty on the whole table: its gradient is dense, sparse updates would drop it.
+        return _loss(model, *batch) + jnp.sum(model.table[...] ** 2)
+
+    with pytest.raises(sparse.SparseError, match=r"\['table'\].*lookup"):
+        sparse.value_and_grad(sneaky, graphdef, params, rest, *_batch(0))
+
+    def not_scalar(model, *batch):
+        return model(*batch[:2])
+
+    with pytest.raises(sparse.SparseError, match="float scalar"):
+        sparse.value_and_grad(not_scalar, graphdef, params, rest, *_batch(0))
+
+
+def test_unique_rows_against_numpy():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 7, size=20)
+    grads = rng.normal(size=(20, 2)).astype(np.float32)
+    unique_ids, summed = sparse.unique_rows(jnp.asarray(ids), jnp.asarray(grads), num_rows=7)
+    unique_ids, summed = np.asarray(unique_ids), np.asarray(summed)
+    assert len(set(unique_ids)) == 20  # all slots distinct
+    for row in np.unique(ids):
+        (slot,) = np.flatnonzero(unique_ids == row)
+        assert slot == np.flatnonzero(ids == row)[0]  # the first occurrence holds it
+        np.testing.assert_allclose(summed[slot], grads[ids == row].sum(0), rtol=1e-5, atol=1e-6)
+    filler = unique_ids >= 7
+    assert filler.sum() == 20 - len(np.unique(ids))
+    np.testing.assert_array_equal(unique_ids[filler], 7 + np.flatnonzero(filler))
+    np.testing.assert_array_equal(summed[filler], 0.0)
+
+
+def _train(config, steps, *, use_sparse, scale=None):
+    """Runs `steps` jitted steps on batches 0..steps-1; returns the final (params, state)."""
+    graphdef, params, rest = _split()
+    if use_sparse:
+        opt = sparse.build(config, params, total_steps=steps)
+        state = opt.init(params)
+        if scale is not None:
+            state = opt.set_lr_scale(state, scale)
+
+        # As a trainer running many steps per dispatch would: the steps inside one lax.scan.
+        @jax.jit
+        def run(params, state, batches):
+            def body(carry, batch):
+                _, grads = sparse.value_and_grad(_loss, graphdef, carry[0], rest, *batch)
+                return opt.step(carry[0], carry[1], grads), None
+
+            return jax.lax.scan(body, (params, state), batches)[0]
+
+        batches = jax.tree.map(lambda *x: jnp.stack(x), *[_batch(k) for k in range(steps)])
+        return run(params, state, batches)
+    else:
+        opt = build_optimizer(config, params, total_steps=steps)
+        state = opt.tx.init(params)
+        if scale is not None:
+            state = opt.set_lr_scale(state, scale)
+
+        @jax.jit
+        def step(params, state, batch):
+            grads = _dense_grads(graphdef, params, rest, batch)
+            updates, state = opt.tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+    for k in range(steps):
+        params, state = step(params, state, _batch(k))
+    return params, state
+
+
+def _config(name, sparse_choice=None, **extra):
+    embeddings = dict(name=name, learning_rate=0.3, **extra)
+    if sparse_choice is not None:
+        embeddings["sparse"] = sparse_choice
+    return dict(
+        embeddings=embeddings,
+        biases=dict(name="sgd", learning_rate=0.2),
+        dense=dict(name="adam", learning_rate=0.01),
+        schedule=dict(name="cosine"),
+    )
+
+
+@pytest.mark.parametrize("name, clip", [("sgd", None), ("sgd", 0.05), ("adagrad", None)])
+def test_sgd_and_adagrad_equal_dense_optax(name, clip):
+    # Dense SGD / Adagrad leave rows with zero gradient exactly where they are, so the sparse
+    # versions must match them everywhere (schedule and clipping included).
+    dense_cfg, sparse_cfg = _config(name), _config(name, True)
+    if clip:
+        dense_cfg["clip_norm"] = sparse_cfg["clip_norm"] = clip
+    dense, _ = _train(dense_cfg, 3, use_sparse=False)
+    rows, _ = _train(sparse_cfg, 3, use_sparse=True)
+    _assert_states_close(rows, dense, rtol=2e-5, atol=1e-6)
+    # Rows never looked up (9-11 of `table`, all of `unused`) are untouched.
+    initial = _split()[1]
+    np.testing.assert_array_equal(rows["table"][...][9:], initial["table"][...][9:])
+    np.testing.assert_array_equal(rows["unused"][...], initial["unused"][...])
+
+
+def test_weight_decay_is_lazy():
+    # One step of SGD with weight decay: the batch's rows move as in dense SGD (each row decayed
+    # once, however often it is looked up); the other rows are not decayed.
+    dense, _ = _train(_config("sgd", weight_decay=0.1), 1, use_sparse=False)
+    rows, _ = _train(_config("sgd", True, weight_decay=0.1), 1, use_sparse=True)
+    initial = _split()[1]
+    touched = np.unique(np.concatenate([np.asarray(b).ravel() for b in _batch(0)[:2]]))
+    untouched = np.setdiff1d(np.arange(NUM_ROWS), touched)
+    np.testing.assert_allclose(
+        rows["table"][...][touched], dense["table"][...][touched], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(rows["table"][...][untouched], initial["table"][...][untouched])
+    assert not np.allclose(dense["table"][...][untouched], initial["table"][...][untouched])
+    np.testing.assert_allclose(rows["dense"]["kernel"][...], dense["dense"]["kernel"][...])
+
+
+def _numpy_lazy_adam(table, batches, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Reference: per step, sum duplicate row gradients, update moments and rows present."""
+    table = table.copy()
+    mu, nu = np.zeros_like(table), np.zeros_like(table)
+    for t, (ids, grads) in enumerate(batches, start=1):
+        summed = {}
+        for i, g in zip(ids, grads):
+            summed[i] = summed.get(i, 0.0) + g
+        for i, g in summed.items():
+            mu[i] = b1 * mu[i] + (1 - b1) * g
+            nu[i] = b2 * nu[i] + (1 - b2) * g * g
+            table[i] -= lr * (mu[i] / (1 - b1**t)) / (np.sqrt(nu[i] / (1 - b2**t)) + eps)
+    return table, mu, nu
+
+
+def test_lazy_adam_matches_numpy_reference_and_leaves_other_rows_alone():
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(10, 2)).astype(np.float32)
+    # Step 1 touches rows {1, 4} (4 twice), step 2 rows {4, 7}, step 3 nothing, step 4 row 1.
+    batches = [
+        (np.array([4, 1, 4]), rng.normal(size=(3, 2)).astype(np.float32)),
+        (np.array([7, 4]), rng.normal(size=(2, 2)).astype(np.float32)),
+        (np.zeros((0,), int), np.zeros((0, 2), np.float32)),
+        (np.array([-9]), rng.normal(size=(1, 2)).astype(np.float32)),  # -9 is row 1
+    ]
+    opt = sparse.lazy_adam()
+    update = jax.jit(opt.update)
+    t, state = jnp.asarray(table), opt.init(jnp.asarray(table))
+    for ids, grads in batches:
+        t, state = update(t, state, jnp.asarray(ids), jnp.asarray(grads), 0.1)
+    normalised = [(np.where(ids < 0, ids + 10, ids), g) for ids, g in batches]
+    expected, mu, nu = _numpy_lazy_adam(table, normalised, lr=0.1)
+    np.testing.assert_allclose(t, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state.mu, mu, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(state.nu, nu, rtol=1e-5, atol=1e-9)
+    assert int(state.count) == 4  # the global step, counted even when nothing was looked up
+    untouched = [0, 2, 3, 5, 6, 8, 9]
+    np.testing.assert_array_equal(np.asarray(t)[untouched], table[untouched])
+    np.testing.assert_array_equal(np.asarray(state.mu)[untouched], 0.0)
+    np.testing.assert_array_equal(np.asarray(state.nu)[untouched], 0.0)
+
+
+def test_lazy_adam_equals_optax_adam_when_every_row_is_touched():
+    rng = np.random.default_rng(4)
+    table = jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)
+    lazy, dense = sparse.lazy_adam(), optax.adam(0.05)
+    lazy_update, dense_update = jax.jit(lazy.update), jax.jit(dense.update)
+    t_lazy, s_lazy = table, lazy.init(table)
+    t_dense, s_dense = table, dense.init(table)
+    for _ in range(3):
+        ids = jnp.asarray(np.concatenate([rng.permutation(6), rng.integers(0, 6, 3)]))
+        grads = jnp.asarray(rng.normal(size=(9, 2)), jnp.float32)
+        t_lazy, s_lazy = lazy_update(t_lazy, s_lazy, ids, grads, 0.05)
+        updates, s_dense = dense_update(jnp.zeros_like(table).at[ids].add(grads), s_dense)
+        t_dense = optax.apply_updates(t_dense, updates)
+    np.testing.assert_allclose(t_lazy, t_dense, rtol=1e-5, atol=1e-6)
+
+
+def test_build_lazy_adam_with_lr_scale_and_dense_groups():
+    # sparse=True with name="adam" picks lazy Adam. Adam's first step is -lr * sign(g) in every
+    # coordinate with a non-zero gradient, so a plateau scale of 0.5 shows as steps of 0.15.
+    half, state = _train(_config("adam", True, b1=0.5), 1, use_sparse=True, scale=0.5)
+    initial = _split()[1]
+    step = np.asarray(half["table"][...] - initial["table"][...])
+    touched = np.unique(np.concatenate([np.asarray(b).ravel() for b in _batch(0)[:2]]))
+    np.testing.assert_allclose(np.abs(step[touched]), 0.5 * 0.3, rtol=1e-4)
+    untouched = np.setdiff1d(np.arange(NUM_ROWS), touched)
+    np.testing.assert_array_equal(step[untouched], 0.0)
+    assert float(state.lr_scale) == 0.5
+    # The other groups ran the lead's optimizer with the same scale.
+    dense_half, _ = _train(_config("adam", b1=0.5), 1, use_sparse=False, scale=0.5)
+    np.testing.assert_allclose(half["item_bias"][...], dense_half["item_bias"][...], rtol=1e-6)
+    np.testing.assert_allclose(
+        half["dense"]["kernel"][...], dense_half["dense"]["kernel"][...], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "embeddings, message",
+    [
+        (dict(name="adam", sparse="sgd"), "contradicts"),
+        (dict(name="rmsprop", sparse=True), "no row-sparse version"),
+        (dict(sparse="lazy_adam", momentum=0.9), r"\['momentum'\] not supported"),
+        (dict(sparse="sgd", momentum=0.9), r"\['momentum'\] not supported"),
+        (dict(sparse="adamax"), "choose one of sgd, adagrad, lazy_adam"),
+    ],
+)
+def test_config_errors(embeddings, message):
+    params = _split()[1]
+    cfg = dict(embeddings=dict(learning_rate=0.1, **embeddings), dense=dict(learning_rate=0.1))
+    with pytest.raises(OptimizerConfigError, match=message):
+        sparse.build(cfg, params, total_steps=10)
+
+
+def test_enabled_and_dense_config():
+    cfg = dict(embeddings=dict(name="adam", learning_rate=0.1, sparse=False), dense={})
+    assert not sparse.enabled(cfg)
+    assert sparse.enabled(dict(cfg, embeddings=dict(cfg["embeddings"], sparse="lazy_adam")))
+    assert "sparse" not in sparse.dense_config(cfg)["embeddings"]
+    with pytest.raises(OptimizerConfigError, match="embeddings.sparse"):
+        sparse.build(cfg, _split()[1], total_steps=10)
