@@ -101,6 +101,10 @@ def make_group_optimizer(
         raise OptimizerConfigError(f"optimizer.{group} needs a learning_rate")
     lr = make_schedule(float(spec.pop("learning_rate")), spec.pop("schedule", schedule), total_steps)
     weight_decay = float(spec.pop("weight_decay", 0.0))
+    if spec.pop("sparse", False):
+        raise OptimizerConfigError(
+            f"optimizer.{group}.sparse is set: build with hybridrec.sparse.build, not build_optimizer"
+        )
     if name not in OPTIMIZERS:
         raise OptimizerConfigError(
             f"unknown optimizer {name!r} for group {group!r}; choose one of {', '.join(OPTIMIZERS)}"

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from hybridrec import evaluation, losses, models
+from hybridrec import evaluation, losses, models, sparse
 from hybridrec.checkpoint import Checkpointer
 from hybridrec.data import splits
 from hybridrec.data.datasets import Dataset, load_dataset
@@ -250,8 +250,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     per_dispatch = max(min(int(tc.steps_per_dispatch), num_batches), 1)
     num_chunks = math.ceil(num_batches / per_dispatch)
     total_steps = num_batches * int(tc.num_epochs)
-    opt = build_optimizer(config.optimizer, params, total_steps)
-    opt_state = opt.tx.init(params)
+    use_sparse = sparse.enabled(config.optimizer)
+    if use_sparse:
+        # Row-sparse updates of embedding tables (hybridrec.sparse): gradients of the rows looked
+        # up in the batch only, never a dense (num_rows, dim) gradient.
+        opt = sparse.build(config.optimizer, params, total_steps)
+        opt_state = opt.init(params)
+    else:
+        opt = build_optimizer(config.optimizer, params, total_steps)
+        opt_state = opt.tx.init(params)
     plateau = ReduceOnPlateau(**config.optimizer.plateau) if config.optimizer.get("plateau") else None
     stopper = _EarlyStopping(**config.eval.early_stopping) if config.eval.get("early_stopping") else None
     loss_fn, loss_kind = make_loss_fn(config, num_items)
@@ -313,9 +320,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         else:
             neg_items = None
 
+        args = (users, pos_items, neg_items, batch, dd["sampler"], model_key)
+        if use_sparse:
+            loss, grads = sparse.value_and_grad(loss_fn, graphdef, params, rest, *args)
+            params, opt_state = opt.step(params, opt_state, grads)
+            return (params, opt_state), loss
+
         def objective(p):
-            m = nnx.merge(graphdef, p, rest)
-            return loss_fn(m, users, pos_items, neg_items, batch, dd["sampler"], model_key)
+            return loss_fn(nnx.merge(graphdef, p, rest), *args)
 
         loss, grads = jax.value_and_grad(objective)(params)
         updates, opt_state = opt.tx.update(grads, opt_state, params)

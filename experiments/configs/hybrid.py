@@ -17,6 +17,7 @@ Variants: ``hybrid.py:smoke`` (a few steps on tiny synthetic data, for tests).
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -75,7 +76,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Optimizer: groups follow variable types (hybridrec.optim)
     config.optimizer = dict(
-        embeddings=dict(name="adam", learning_rate=1e-2),
+        # sparse: "sgd" | "adagrad" | "lazy_adam" | True for row-sparse updates of large tables
+        embeddings=dict(name="adam", learning_rate=1e-2, sparse=placeholder(str)),
         biases=dict(name="sgd", learning_rate=1e-2),
         dense=dict(name="adam", learning_rate=1e-3),
         schedule=dict(name="constant"),

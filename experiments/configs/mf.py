@@ -27,7 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.num_epochs = 10
     config.train.loss = "adaptive_hinge"
     config.train.num_negatives = 10
-    config.optimizer.embeddings = dict(name="adam", learning_rate=1e-2)
+    config.optimizer.embeddings.name = "adam"
+    config.optimizer.embeddings.learning_rate = 1e-2
     config.optimizer.biases = dict(name="sgd", learning_rate=1e-2)
     if arg == "smoke":
         hybrid.smoke(config)
