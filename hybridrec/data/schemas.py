@@ -1,7 +1,7 @@
 """Feature schemas of the bundled datasets: which metadata columns become which side features.
 
 Each schema lists ``FieldSpec`` s (see ``hybridrec.data.features``) over the metadata columns
-that the dataset loaders produce (column conventions in ``hybridrec.data.datasets.base``).
+that the dataset loaders produce (column conventions in ``hybridrec.data.datasets._base``).
 The synthetic flavours (``make_synthetic(flavour=...)``, dataset names ``synthetic-movies``,
 ``synthetic-beer``, ``synthetic-products``) use the same columns as the real datasets they
 mirror, and so the same schemas; ``synthetic-plain`` has its own minimal one.

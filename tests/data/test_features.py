@@ -10,7 +10,7 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import OneHotEncoder
 
-from hybridrec.data.datasets.base import Dataset
+from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.features import (
     EntityFeatures,
     FeatureEncoder,

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrec.data.datasets import _cache
-from hybridrec.data.datasets.base import Dataset
+from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.interactions import IdMap, Interactions
 
 __all__ = [

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hybridrec.data.datasets.base import Dataset
+from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.interactions import IdMap, Interactions
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from numpy.dtypes import StringDType
 
-from hybridrec.data.datasets.base import Dataset
+from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.interactions import IdMap, Interactions
 
 __all__ = [
