@@ -47,7 +47,9 @@ def _resolve(value: str) -> str:
     if os.path.exists(candidate):
         return candidate + sep + arg
     known = sorted(f for f in os.listdir(CONFIG_DIR) if f.endswith(".py") and not f.startswith("_"))
-    raise SystemExit(f"error: config {path!r} not found here or in experiments/configs/ (known: {', '.join(known)})")
+    raise SystemExit(
+        f"error: config {path!r} not found here or in experiments/configs/ (known: {', '.join(known)})"
+    )
 
 
 def default_workdir(config_arg: str) -> str:
@@ -58,7 +60,9 @@ def default_workdir(config_arg: str) -> str:
 
 
 FLAGS = flags.FLAGS
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file.", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>-<time>).")
 
 

@@ -76,7 +76,11 @@ class MetricWriter:
         values = {tag: _to_float(v) for tag, v in scalars.items()}
         summary = Summary(value=[Summary.Value(tag=t, simple_value=v) for t, v in values.items()])
         self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
-        record = {"step": int(step), "time": time.time(), **{t: _jsonable(v) for t, v in values.items()}}
+        record = {
+            "step": int(step),
+            "time": time.time(),
+            **{t: _jsonable(v) for t, v in values.items()},
+        }
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
 

@@ -64,14 +64,21 @@ def make_schedule(learning_rate: float, schedule: Mapping[str, Any] | None, tota
     if name == "constant":
         return optax.constant_schedule(learning_rate)
     if name == "cosine":
-        return optax.cosine_decay_schedule(learning_rate, total_steps, alpha=schedule.get("alpha", 0.0))
+        return optax.cosine_decay_schedule(
+            learning_rate, total_steps, alpha=schedule.get("alpha", 0.0)
+        )
     if name == "cosine_restarts":
         cycles = int(schedule.get("num_cycles", 4))
         period = max(total_steps // cycles, 1)
         return optax.sgdr_schedule(
             [
-                dict(init_value=learning_rate, peak_value=learning_rate, warmup_steps=0,
-                     decay_steps=period, end_value=learning_rate * schedule.get("alpha", 0.0))
+                dict(
+                    init_value=learning_rate,
+                    peak_value=learning_rate,
+                    warmup_steps=0,
+                    decay_steps=period,
+                    end_value=learning_rate * schedule.get("alpha", 0.0),
+                )
                 for _ in range(cycles)
             ]
         )
@@ -86,7 +93,11 @@ def make_schedule(learning_rate: float, schedule: Mapping[str, Any] | None, tota
     if name == "warmup_cosine":
         warmup = int(schedule.get("warmup_steps", max(total_steps // 20, 1)))
         return optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, warmup, total_steps, end_value=learning_rate * schedule.get("alpha", 0.0)
+            0.0,
+            learning_rate,
+            warmup,
+            total_steps,
+            end_value=learning_rate * schedule.get("alpha", 0.0),
         )
     raise OptimizerConfigError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
 
@@ -99,7 +110,9 @@ def make_group_optimizer(
     name = spec.pop("name", "adam")
     if "learning_rate" not in spec:
         raise OptimizerConfigError(f"optimizer.{group} needs a learning_rate")
-    lr = make_schedule(float(spec.pop("learning_rate")), spec.pop("schedule", schedule), total_steps)
+    lr = make_schedule(
+        float(spec.pop("learning_rate")), spec.pop("schedule", schedule), total_steps
+    )
     weight_decay = float(spec.pop("weight_decay", 0.0))
     if spec.pop("sparse", False):
         raise OptimizerConfigError(
@@ -179,7 +192,9 @@ def build_optimizer(config: Mapping[str, Any], params: nnx.State, total_steps: i
     for group in present:
         spec = config.get(group) or config.get("dense")
         if spec is None:
-            raise OptimizerConfigError(f"the model has {group} parameters but optimizer.{group} is not set")
+            raise OptimizerConfigError(
+                f"the model has {group} parameters but optimizer.{group} is not set"
+            )
         transforms[group] = make_group_optimizer(group, spec, schedule, total_steps)
     chain = []
     if config.get("clip_norm"):
@@ -218,8 +233,16 @@ class ReduceOnPlateau:
 
     def _improved(self, value: float) -> bool:
         if self.mode == "max":
-            return value > self.best + abs(self.best) * self.threshold if math.isfinite(self.best) else True
-        return value < self.best - abs(self.best) * self.threshold if math.isfinite(self.best) else True
+            return (
+                value > self.best + abs(self.best) * self.threshold
+                if math.isfinite(self.best)
+                else True
+            )
+        return (
+            value < self.best - abs(self.best) * self.threshold
+            if math.isfinite(self.best)
+            else True
+        )
 
     def update(self, metrics: Mapping[str, float]) -> float:
         """Feeds one evaluation's metrics; returns the (possibly reduced) scale."""

@@ -43,7 +43,6 @@ from hybridrec.data.schemas import get_schema
 from hybridrec.logging import MetricWriter, flatten_config, write_json
 from hybridrec.optim import ReduceOnPlateau, build_optimizer
 
-
 BASELINES = ("popularity", "itemknn", "ease")
 
 
@@ -102,7 +101,9 @@ def prepare_data(config: ml_collections.ConfigDict) -> ExperimentData:
             raise ValueError("config.split.name='column' needs a dataset with a split column")
         split_cfg["labels"] = dataset.split
     split = splits.make_split(interactions, split_cfg)
-    eval_splits = {"val": split.test} if split.val is None else {"val": split.val, "test": split.test}
+    eval_splits = (
+        {"val": split.test} if split.val is None else {"val": split.val, "test": split.test}
+    )
 
     encoder = user_features = item_features = None
     schema_name = config.features.get("schema")
@@ -170,14 +171,20 @@ def make_loss_fn(config: ml_collections.ConfigDict, num_items: int):
         if loss.kind == "full_softmax":
             v_all = model.encode_items(neg_items, training=True, key=i_key)  # the whole catalogue
             scores = model.score_encoded(
-                jax.tree.map(lambda a: a[:, None], u), jax.tree.map(lambda a: a[None], v_all),
-                training=True, key=s_key,
+                jax.tree.map(lambda a: a[:, None], u),
+                jax.tree.map(lambda a: a[None], v_all),
+                training=True,
+                key=s_key,
             )
-            return loss(scores=scores, pos_item_ids=batch["item_ids"], weights=batch["weights"], **options)
+            return loss(
+                scores=scores, pos_item_ids=batch["item_ids"], weights=batch["weights"], **options
+            )
         v_pos = model.encode_items(pos_items, training=True, key=i_key)
         pos_scores = model.score_encoded(u, v_pos, training=True, key=s_key)
         if loss.kind == "pointwise_rating":
-            return loss(scores=pos_scores, ratings=batch["ratings"], weights=batch["weights"], **options)
+            return loss(
+                scores=pos_scores, ratings=batch["ratings"], weights=batch["weights"], **options
+            )
         v_neg = model.encode_items(neg_items, training=True, key=i_key)
         v_neg = jax.tree.map(lambda a: a.reshape(B, num_negatives, *a.shape[1:]), v_neg)
         neg_scores = model.score_encoded(
@@ -227,7 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # ---- data and features
     data = prepare_data(config)
     train = data.train
-    num_users, num_items = train.num_users, train.num_items
+    num_items = train.num_items
     if config.model.name in BASELINES:
         final = _fit_baseline(config, data, writer)
         final["wall_time_s"] = time.time() - start_time
@@ -259,8 +266,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     else:
         opt = build_optimizer(config.optimizer, params, total_steps)
         opt_state = opt.tx.init(params)
-    plateau = ReduceOnPlateau(**config.optimizer.plateau) if config.optimizer.get("plateau") else None
-    stopper = _EarlyStopping(**config.eval.early_stopping) if config.eval.get("early_stopping") else None
+    plateau = (
+        ReduceOnPlateau(**config.optimizer.plateau) if config.optimizer.get("plateau") else None
+    )
+    stopper = (
+        _EarlyStopping(**config.eval.early_stopping) if config.eval.get("early_stopping") else None
+    )
     loss_fn, loss_kind = make_loss_fn(config, num_items)
     needs_negatives = loss_kind in ("pairwise", "sampled_softmax")
     credit_field = (tc.get("metadata_credit") or {}).get("field")
@@ -279,7 +290,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         user_ids=jnp.asarray(train.user_ids),
         item_ids=jnp.asarray(train.item_ids),
         weights=jnp.asarray(train.interaction_weights),
-        ratings=jnp.asarray(train.ratings if train.ratings is not None else np.zeros(len(train), np.float32)),
+        ratings=jnp.asarray(
+            train.ratings if train.ratings is not None else np.zeros(len(train), np.float32)
+        ),
     )
     base_key = jax.random.key(int(config.seed))
 
@@ -377,7 +390,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # ---- evaluation
     ec = config.eval
     score_fn = _make_score_fn(graphdef)
-    exclude_for: dict[str, list[Interactions]] = {"val": [], "test": list(data.eval_splits.values())[:-1]}
+    exclude_for: dict[str, list[Interactions]] = {
+        "val": [],
+        "test": list(data.eval_splits.values())[:-1],
+    }
     segments = tuple(ec.get("segments") or ())
 
     per_user: dict[str, np.ndarray] = {}
@@ -424,7 +440,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     # ---- hyperparameters
     writer.write_hparams(
-        {k: v for k, v in flatten_config(config.to_dict()).items() if not k.startswith("data.files")},
+        {
+            k: v
+            for k, v in flatten_config(config.to_dict()).items()
+            if not k.startswith("data.files")
+        },
         metric_tags=[f"val/{m}" for m in ("ndcg@10", "recall@10", "collie_map@10", "collie_auc")],
     )
 
@@ -433,7 +453,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     epochs_done = resume_epoch
     samples = 0
     train_time = 0.0
-    progress = _progress(range(resume_epoch, int(tc.num_epochs)), total=int(tc.num_epochs), initial=resume_epoch, config=config)
+    progress = _progress(
+        range(resume_epoch, int(tc.num_epochs)),
+        total=int(tc.num_epochs),
+        initial=resume_epoch,
+        config=config,
+    )
     for epoch in progress:
         if stopper is not None and stopper.stopped:
             break
@@ -470,8 +495,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         metrics.update(scalars)
         history["last_metrics"] = {k: float(v) for k, v in metrics.items()}
         if hasattr(progress, "set_postfix"):
-            progress.set_postfix({k.split("/", 1)[1]: f"{v:.4f}" for k, v in scalars.items() if k in _SHOWN})
-        if (epoch + 1) % int(config.checkpoint.every_epochs) == 0 or last or (stopper and stopper.stopped):
+            progress.set_postfix(
+                {k.split("/", 1)[1]: f"{v:.4f}" for k, v in scalars.items() if k in _SHOWN}
+            )
+        if (
+            (epoch + 1) % int(config.checkpoint.every_epochs) == 0
+            or last
+            or (stopper and stopper.stopped)
+        ):
             ckpt.save(
                 epoch + 1,
                 dict(params=params, opt_state=opt_state),
@@ -495,7 +526,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _save_entities(workdir, data)
     if config.get("plots", True):
         _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
-    writer.write_scalars(int(tc.num_epochs), {k: v for k, v in final.items() if k.startswith("test/")})
+    writer.write_scalars(
+        int(tc.num_epochs), {k: v for k, v in final.items() if k.startswith("test/")}
+    )
     writer.close()
     ckpt.close()
     evaluation.write_metrics_json(workdir, final)
@@ -578,7 +611,9 @@ def _rating_eval(graphdef, params, rest, user_table, item_table, test, split_nam
         return model.score_pairs(_gather(user_table, users), _gather(item_table, items))
 
     return evaluation.evaluate_ratings(
-        lambda u, i: predict(params, rest, jnp.asarray(u), jnp.asarray(i)), test, split_name=split_name
+        lambda u, i: predict(params, rest, jnp.asarray(u), jnp.asarray(i)),
+        test,
+        split_name=split_name,
     )
 
 
@@ -601,7 +636,9 @@ class _EarlyStopping:
                 f"{sorted(metrics)}"
             )
         value = float(metrics[self.metric])
-        better = math.isnan(self.best) or (value > self.best if self.mode == "max" else value < self.best)
+        better = math.isnan(self.best) or (
+            value > self.best if self.mode == "max" else value < self.best
+        )
         if better:
             self.best, self.best_epoch, self.bad_evals = value, epoch, 0
         else:
@@ -615,7 +652,9 @@ def _host_state(plateau, stopper, history) -> dict[str, Any]:
     if plateau is not None:
         state["plateau"] = plateau.state_dict()
     if stopper is not None:
-        state["stopper"] = {k: getattr(stopper, k) for k in ("best", "best_epoch", "bad_evals", "stopped")}
+        state["stopper"] = {
+            k: getattr(stopper, k) for k in ("best", "best_epoch", "bad_evals", "stopped")
+        }
     return json.loads(json.dumps(state))
 
 
@@ -672,7 +711,10 @@ def _save_entities(workdir: str, data: ExperimentData) -> None:
         for key, value in table.items():
             if key not in ("ids", "known"):
                 arrays[f"{side}:{key}"] = value
-    for side, metadata in (("user", data.dataset.user_metadata), ("item", data.dataset.item_metadata)):
+    for side, metadata in (
+        ("user", data.dataset.user_metadata),
+        ("item", data.dataset.item_metadata),
+    ):
         names = _display_names(metadata)
         if names is not None:
             arrays[f"{side}_names"] = names
@@ -711,7 +753,10 @@ def _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
     biases = np.asarray(model.item_bias(items))[known]
     if vectors.shape[0] >= 3 and vectors.shape[1] >= 2:
         plots.plot_item_embeddings(
-            vectors, names[known], os.path.join(out, "item_embeddings.png"), popularity=counts[known]
+            vectors,
+            names[known],
+            os.path.join(out, "item_embeddings.png"),
+            popularity=counts[known],
         )
     if np.any(biases != 0):
         plots.plot_item_biases(biases, names[known], os.path.join(out, "item_biases.png"))
@@ -732,4 +777,8 @@ def print_metrics_table(metrics: Mapping[str, float]) -> None:
     print(f"{'-' * width}  ---------")
     for key in sorted(metrics):
         value = metrics[key]
-        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        print(
+            f"{key:<{width}}  {value:.4f}"
+            if isinstance(value, float)
+            else f"{key:<{width}}  {value}"
+        )

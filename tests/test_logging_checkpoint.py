@@ -12,7 +12,9 @@ from hybridrec.logging import MetricWriter, flatten_config
 
 def test_scalars_and_hparams_round_trip(tmp_path):
     with MetricWriter(str(tmp_path)) as writer:
-        writer.write_hparams({"model.embedding_dim": 32, "model.name": "mf", "x": True}, ["val/ndcg@10"])
+        writer.write_hparams(
+            {"model.embedding_dim": 32, "model.name": "mf", "x": True}, ["val/ndcg@10"]
+        )
         writer.write_scalars(1, {"train/loss": 0.5, "val/ndcg@10": jnp.asarray(0.25)})
         writer.write_scalars(2, {"train/loss": 0.4})
     reader = tbparse.SummaryReader(str(tmp_path))
@@ -37,7 +39,9 @@ def test_checkpoint_round_trip_keeps_latest(tmp_path):
     for step in (1, 2, 3):
         ckpt.save(step, {**state, "epoch": step}, host={"best": 0.5 * step})
     assert ckpt.latest_step() == 3
-    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [2, 3]
+    assert sorted(
+        int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()
+    ) == [2, 3]
     restored, host = ckpt.restore({"params": {"w": jnp.zeros((2, 3))}, "epoch": np.asarray(0)})
     assert host == {"best": 1.5}
     np.testing.assert_array_equal(restored["params"]["w"], state["params"]["w"])

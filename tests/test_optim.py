@@ -54,8 +54,11 @@ def test_groups_follow_types_with_their_learning_rates():
 
 def test_default_collie_style_adam_embeddings_sgd_biases():
     params = _params()
-    cfg = dict(embeddings=dict(name="adam", learning_rate=1e-2), biases=dict(name="sgd", learning_rate=1e-2),
-               dense=dict(name="adam", learning_rate=1e-3))
+    cfg = dict(
+        embeddings=dict(name="adam", learning_rate=1e-2),
+        biases=dict(name="sgd", learning_rate=1e-2),
+        dense=dict(name="adam", learning_rate=1e-3),
+    )
     opt = build_optimizer(cfg, params, total_steps=10)
     state = opt.tx.init(params)
     grads = jax.tree.map(lambda x: 3.0 * jnp.ones_like(x), params)
@@ -114,7 +117,9 @@ def test_reduce_on_plateau_follows_pytorch_convention():
 
 def test_config_typos_are_errors():
     params = _params()
-    with pytest.raises(OptimizerConfigError, match=r"unknown optimizer setting\(s\) \['embedings'\]"):
+    with pytest.raises(
+        OptimizerConfigError, match=r"unknown optimizer setting\(s\) \['embedings'\]"
+    ):
         build_optimizer(dict(CONFIG, embedings=dict(name="sgd", learning_rate=1.0)), params, 10)
     with pytest.raises(OptimizerConfigError, match="unknown optimizer 'adm'"):
         build_optimizer(dict(CONFIG, dense=dict(name="adm", learning_rate=1.0)), params, 10)

@@ -58,7 +58,9 @@ class IdMap:
     def __post_init__(self):
         raw = np.asarray(self.raw_ids)
         if raw.ndim != 1:
-            raise InteractionsError(f"{self.name} IdMap needs a 1-D array of raw IDs, got shape {raw.shape}")
+            raise InteractionsError(
+                f"{self.name} IdMap needs a 1-D array of raw IDs, got shape {raw.shape}"
+            )
         object.__setattr__(self, "raw_ids", raw)
         if len(pd.unique(raw)) != len(raw):
             dup = pd.Series(raw)[pd.Series(raw).duplicated()].iloc[0]
@@ -119,7 +121,9 @@ class IdMap:
         """Maps indices back to raw IDs; shape follows ``indices``."""
         indices = np.asarray(indices)
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
-            raise IndexError(f"{self.name} index out of range [0, {len(self)}): {indices.min()}..{indices.max()}")
+            raise IndexError(
+                f"{self.name} index out of range [0, {len(self)}): {indices.min()}..{indices.max()}"
+            )
         return self.raw_ids[indices]
 
     def __eq__(self, other: object) -> bool:
@@ -172,7 +176,9 @@ class Interactions:
                         f"column '{name}' holds a non-integer index {_py(a[bad])!r} at row {bad}"
                     )
             elif dtype is np.int32 and a.size and a.dtype.kind not in "iu":
-                raise InteractionsError(f"column '{name}' must hold integer indices, got dtype {a.dtype}")
+                raise InteractionsError(
+                    f"column '{name}' must hold integer indices, got dtype {a.dtype}"
+                )
             object.__setattr__(self, name, a.astype(dtype, copy=False))
             return a
 
@@ -196,7 +202,9 @@ class Interactions:
                 continue
             if ids.min() < 0:
                 row = int(np.argmin(ids))
-                raise InteractionsError(f"column '{name}' holds a negative index {ids[row]} at row {row}")
+                raise InteractionsError(
+                    f"column '{name}' holds a negative index {ids[row]} at row {row}"
+                )
             if ids.max() >= size:
                 row = int(np.argmax(ids))
                 raise InteractionsError(
@@ -295,12 +303,18 @@ class Interactions:
             if null.any():
                 raise InteractionsError(f"column '{col}' has missing IDs{_example(df, null)}")
         numeric: dict[str, np.ndarray | None] = {}
-        for key, col in (("ratings", rating_col), ("weights", weight_col), ("timestamps", timestamp_col)):
+        for key, col in (
+            ("ratings", rating_col),
+            ("weights", weight_col),
+            ("timestamps", timestamp_col),
+        ):
             if col is None:
                 numeric[key] = None
                 continue
             values = pd.to_numeric(df[col], errors="coerce")
-            bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+            bad = values.isna().to_numpy() | ~np.isfinite(
+                values.to_numpy(dtype=np.float64, na_value=np.nan)
+            )
             if bad.any():
                 raise InteractionsError(
                     f"column '{col}' has missing or non-numeric values{_example(df, bad)}"
@@ -396,7 +410,9 @@ class Interactions:
             if a is None and b is None:
                 return None
             if a is None or b is None:
-                raise InteractionsError("cannot concatenate interactions with and without the same columns")
+                raise InteractionsError(
+                    "cannot concatenate interactions with and without the same columns"
+                )
             return np.concatenate([a, b])
 
         return Interactions(
@@ -519,7 +535,9 @@ class Interactions:
             order = np.lexsort((-pos, -time, key))
         elif policy == "max":
             if self.ratings is None:
-                raise InteractionsError("duplicates='max' keeps the highest rating, but there are no ratings")
+                raise InteractionsError(
+                    "duplicates='max' keeps the highest rating, but there are no ratings"
+                )
             order = np.lexsort((-pos, -time, -self.ratings, key))
         else:
             raise InteractionsError(
@@ -548,7 +566,9 @@ class Interactions:
         while True:
             u = np.bincount(self.user_ids[keep], minlength=self.num_users)
             i = np.bincount(self.item_ids[keep], minlength=self.num_items)
-            new_keep = keep & (u[self.user_ids] >= min_user_count) & (i[self.item_ids] >= min_item_count)
+            new_keep = (
+                keep & (u[self.user_ids] >= min_user_count) & (i[self.item_ids] >= min_item_count)
+            )
             changed = new_keep.sum() != keep.sum()
             keep = new_keep
             if not iterate or not changed:

@@ -80,7 +80,9 @@ def test_deduplicate_policies(policy, expected):
     df = pd.DataFrame(
         {"u": [0, 0, 0, 0], "i": [0, 1, 0, 0], "r": [5.0, 2.0, 3.0, 1.0], "t": [1, 2, 3, 4]}
     )
-    x = Interactions.from_dataframe(df, user_col="u", item_col="i", rating_col="r", timestamp_col="t")
+    x = Interactions.from_dataframe(
+        df, user_col="u", item_col="i", rating_col="r", timestamp_col="t"
+    )
     d = x.deduplicate(policy)
     got = {(int(u), int(i)): float(r) for u, i, r in zip(d.user_ids, d.item_ids, d.ratings)}
     assert got == expected
@@ -90,9 +92,13 @@ def test_deduplicate_sum_and_error():
     df = pd.DataFrame({"u": [0, 0, 1, 0], "i": [0, 1, 0, 0], "w": [1.2, 0.5, 1.0, 1.0]})
     x = Interactions.from_dataframe(df, user_col="u", item_col="i", weight_col="w")
     s = x.deduplicate("sum")
-    got = {(int(u), int(i)): round(float(w), 5) for u, i, w in zip(s.user_ids, s.item_ids, s.weights)}
+    got = {
+        (int(u), int(i)): round(float(w), 5) for u, i, w in zip(s.user_ids, s.item_ids, s.weights)
+    }
     assert got == {(0, 0): 2.2, (0, 1): 0.5, (1, 0): 1.0}
-    with pytest.raises(InteractionsError, match=r"duplicate \(user, item\) pair \(0, 0\) first at row 0"):
+    with pytest.raises(
+        InteractionsError, match=r"duplicate \(user, item\) pair \(0, 0\) first at row 0"
+    ):
         x.deduplicate("error")
     with pytest.raises(InteractionsError, match="unknown duplicates policy"):
         x.deduplicate("median")
@@ -106,7 +112,13 @@ def test_filter_min_count_one_pass_vs_k_core():
     one = x.filter_min_count(min_user_count=2, min_item_count=2)
     # one pass: counts taken once, so item 2 (count 2) survives with user 0
     assert set(zip(one.user_ids.tolist(), one.item_ids.tolist())) == {
-        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (3, 0), (3, 1)
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+        (3, 0),
+        (3, 1),
     }
     core = x.filter_min_count(min_user_count=2, min_item_count=2, iterate=True)
     assert np.all(core.user_counts()[core.user_ids] >= 2)
@@ -183,7 +195,9 @@ def test_missing_id_named():
 def test_negative_and_non_integer_indices():
     with pytest.raises(InteractionsError, match=r"'item_ids' holds a negative index -1 at row 1"):
         Interactions.from_arrays([0, 1], [0, -1], num_users=2, num_items=2)
-    with pytest.raises(InteractionsError, match=r"'user_ids' holds a non-integer index 0.5 at row 1"):
+    with pytest.raises(
+        InteractionsError, match=r"'user_ids' holds a non-integer index 0.5 at row 1"
+    ):
         Interactions.from_arrays(np.array([0.0, 0.5]), [0, 1], num_users=2, num_items=2)
 
 
@@ -205,7 +219,11 @@ def test_unknown_test_ids_against_training_maps():
     test_df = pd.DataFrame({"user": ["a", "zed"], "item": [10, 99]})
     with pytest.raises(InteractionsError, match=r"column 'user' holds IDs unknown.*'zed'"):
         Interactions.from_dataframe(
-            test_df, user_col="user", item_col="item", user_map=train.user_map, item_map=train.item_map
+            test_df,
+            user_col="user",
+            item_col="item",
+            user_map=train.user_map,
+            item_map=train.item_map,
         )
     ok = Interactions.from_dataframe(
         test_df,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.datasets._cache import DataFormatError, DataUnavailableError, data_home
 from hybridrec.data.datasets.amazon import load_amazon_products
-from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.datasets.beer import load_beer_reviews
 from hybridrec.data.datasets.files import FilesError, load_files
 from hybridrec.data.datasets.movielens import load_movielens_100k

@@ -66,7 +66,9 @@ def _metadata(
     dup = ids.duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise FilesError(f"{path}: {entity} ID {ids.tolist()[row]!r} appears twice (again at data row {row})")
+        raise FilesError(
+            f"{path}: {entity} ID {ids.tolist()[row]!r} appears twice (again at data row {row})"
+        )
     positions = id_map.to_index(ids.to_numpy(), allow_unknown=True)
     known = positions >= 0
     info[f"{entity}_feature_rows_without_interactions"] = int((~known).sum())
@@ -82,7 +84,9 @@ def _metadata(
     for col in list_columns:
         if col in table.columns:
             table[col] = [
-                [] if not isinstance(v, str) or not v else [x.strip() for x in v.split(list_separator) if x.strip()]
+                []
+                if not isinstance(v, str) or not v
+                else [x.strip() for x in v.split(list_separator) if x.strip()]
                 for v in table[col]
             ]
     return table
@@ -126,7 +130,9 @@ def load_files(
     path = os.fspath(interactions)
     table = read_table(path)
     if split_col is not None and split_col not in table.columns:
-        raise FilesError(f"{path}: no split column {split_col!r}; columns are {list(table.columns)}")
+        raise FilesError(
+            f"{path}: no split column {split_col!r}; columns are {list(table.columns)}"
+        )
     try:
         inter = Interactions.from_dataframe(
             table,
@@ -143,9 +149,22 @@ def load_files(
         split = table[split_col].astype(str).to_numpy()
     if duplicates != "keep":
         if split is not None:
-            raise FilesError(f"{path}: a split column cannot be combined with duplicates={duplicates!r}")
+            raise FilesError(
+                f"{path}: a split column cannot be combined with duplicates={duplicates!r}"
+            )
         inter = inter.deduplicate(duplicates)
     info: dict = {"path": os.path.abspath(path)}
-    items = _metadata(item_features, item_id_col, inter.item_map, "item", list_columns, list_separator, info)
-    users = _metadata(user_features, user_id_col, inter.user_map, "user", list_columns, list_separator, info)
-    return Dataset(name=name, interactions=inter, item_metadata=items, user_metadata=users, split=split, info=info)
+    items = _metadata(
+        item_features, item_id_col, inter.item_map, "item", list_columns, list_separator, info
+    )
+    users = _metadata(
+        user_features, user_id_col, inter.user_map, "user", list_columns, list_separator, info
+    )
+    return Dataset(
+        name=name,
+        interactions=inter,
+        item_metadata=items,
+        user_metadata=users,
+        split=split,
+        info=info,
+    )

@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from hybridrec.data.datasets import _cache
-from hybridrec.data.datasets._cache import DataFormatError, DownloadsDisabledError, Source
 from hybridrec.data.datasets._base import Dataset
+from hybridrec.data.datasets._cache import DataFormatError, DownloadsDisabledError, Source
 from hybridrec.data.interactions import IdMap, Interactions
 
 __all__ = ["GENRES", "RELEASE", "freebase_tokens", "load_movielens_100k"]
