@@ -1,0 +1,681 @@
+"""Full-ranking metrics on one batch of users, as pure JAX functions.
+
+Everything here works on a *batch*: a ``(B, N)`` score matrix for ``B`` users over the whole
+catalogue of ``N`` items, the users' relevant (held-out) items as a ``(B, R)`` array of item
+indices padded with ``-1``, and optionally the items to remove from each user's ranking as a
+``(B, E)`` array padded with ``-1``. Nothing is sampled (Krichene & Rendle, "On Sampled Metrics
+for Item Recommendation", KDD 2020): every metric ranks the relevant items against every
+candidate item. The functions are pure and jit-compatible; ``hybridrec.evaluation`` batches users,
+builds the padded arrays from ``Interactions`` and jits them.
+
+Definitions (one user; ``T`` = relevant items, ``n = |T|``; ``C`` = candidate items)
+-------------------------------------------------------------------------------------
+Candidates.
+  ``C`` = all items, minus the ``exclude`` items (filtered mode: the user's training items, and
+  validation items when testing), minus items outside ``candidate_mask`` if one is given.
+  Relevant items are always candidates, even if they also appear in ``exclude`` (an item
+  consumed again at test time is a legitimate target).
+Ties.
+  Candidates are ranked by score, descending; equal scores are ordered by item index, ascending.
+  This is the order ``jax.lax.top_k`` returns, so the ranked list a deployed system shows and
+  the ranks the metrics use are the same list. Scores must be finite (``finite`` flags rows
+  that are not; the evaluation raises); ``-0.0`` equals ``0.0``. For AUC a tie counts one half.
+``rank(i)``.
+  1-based position of relevant item ``i`` in that ordering of ``C``.
+``hits@k``.
+  ``|{i in T : rank(i) <= k}|``; the top-k list has ``min(k, |C|)`` items, so ``k`` larger than
+  the catalogue is allowed.
+HitRate@k.
+  ``1[hits@k > 0]``.
+Precision@k.
+  ``hits@k / k`` (always divided by ``k``, also when fewer than ``k`` candidates exist).
+Recall@k.
+  ``hits@k / n``.
+NDCG@k.
+  Binary gains, ``DCG@k = sum_{i in T, rank(i) <= k} 1 / log2(rank(i) + 1)`` divided by the
+  ideal ``IDCG@k = sum_{j=1}^{min(n, k)} 1 / log2(j + 1)``.
+MAP@k.
+  ``AP@k = sum_{i in T, rank(i) <= k} precision@rank(i) / min(n, k)``, where
+  ``precision@r = hits@r / r``; MAP@k is its mean over users. This is Collie's ``mapk`` (and
+  the usual ``apk`` of the Kaggle ``ml_metrics`` package).
+MRR.
+  ``1 / min_{i in T} rank(i)``: the reciprocal rank of the first relevant item, no cut-off.
+  (Spotlight averages ``1 / rank(i)`` over all of a user's test items instead; that is a
+  different number.)
+AUC.
+  ``(1 / (n m)) sum_{i in T} sum_{j in C \\ T} (1[s_i > s_j] + 0.5 * 1[s_i == s_j])`` with
+  ``m = |C \\ T|``; ``0.5`` when ``m = 0``.
+
+Collie mode (``collie=True``), exactly ShopRunner/collie's ``collie.metrics.mapk``, ``mrr`` and
+``auc``: the same definitions with *nothing* excluded (``C`` = all items, training items stay
+in the ranking and are counted as negatives); ``collie_map@k`` divides by ``min(k, n)``;
+``collie_mrr`` is the reciprocal rank of the first hit in the full ranking; ``collie_auc`` is
+torchmetrics' ROC AUC of ``sigmoid(scores)`` against the test items, i.e. the AUC above computed
+on ``sigmoid(s)`` in float32 (so very large scores, whose sigmoids round to the same float,
+tie), and ``0`` for a user with no negative items (what torchmetrics returns). The user set is
+Collie's too: users with at least one test item. Known differences, all in corner cases: Collie
+leaves the order of tied scores to ``torch.topk`` (here ties follow the rule above); XLA's
+float32 sigmoid may differ from PyTorch's in the last bit and flushes values below about ``-87``
+to 0; Collie raises for ``k`` larger than the catalogue.
+
+Cost: the scores are read a few times per batch. The top-k list is found by a two-stage exact
+top-k (block maxima, then top-k inside the ``k`` best blocks), which is several times faster
+than ``jax.lax.top_k`` over a long row on CPU. AUC needs, for every relevant item, how many
+candidates score above it: ``O(B * N * R)`` comparisons, done as an elementwise accumulation
+over chunks of 4 relevant items (a loop whose trip count follows the batch's largest ``n``).
+Collie's sigmoid AUC needs no sigmoid per item: the scores whose sigmoid rounds to
+``sigmoid(s_i)`` form an interval, found by bisection for each relevant item, and the same
+comparison pass counts against its ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Relevant items compared per pass of the AUC accumulation (the loop body is unrolled); 4 was
+# fastest on a 2-core CPU (16 made XLA's loop an order of magnitude slower).
+_AUC_CHUNK = 4
+
+RANKING_METRICS = ("ndcg", "recall", "precision", "hit_rate", "map", "mrr", "auc", "popularity")
+"""Per-user ranking metrics ``ranking_metrics`` can compute. ``coverage`` is not per-user; the
+evaluation derives it from ``topk_items``."""
+
+
+class MetricsError(ValueError):
+    """Raised for malformed metric inputs (shapes, unknown metric names, bad ``k``)."""
+
+
+# --------------------------------------------------------------------------- top-k
+def top_k_items(scores: jax.Array, k: int, *, block_size: int = 128) -> tuple[jax.Array, jax.Array]:
+    """Exact top-k of each row, ties broken by lower index (``jax.lax.top_k``'s order).
+
+    For long rows it first takes the maximum of each block of ``block_size`` consecutive items,
+    picks the ``k`` best blocks (every top-k item lies in one of them: a block holding a top-k
+    item whose maximum is not among the ``k`` best would leave ``k`` better items elsewhere),
+    and runs ``jax.lax.top_k`` on those ``k * block_size`` candidates plus the items of the last,
+    partial block only.
+
+    Args:
+      scores: (B, N) float scores; ``-inf`` marks items that are not candidates.
+      k: list length, ``1 <= k <= N``.
+      block_size: items per block; 0 disables the two-stage search.
+
+    Returns:
+      ``(values, indices)``, both (B, k), best first.
+    """
+    b, n = scores.shape
+    if not 1 <= k <= n:
+        raise MetricsError(f"top_k_items needs 1 <= k <= N, got k={k} for N={n}")
+    if block_size <= 0 or 4 * k * block_size > n:
+        return jax.lax.top_k(_canonical_zero(scores), k)
+    num_blocks, tail = divmod(n, block_size)
+    # Slices and reshapes, not a padded copy: XLA fuses them into the block-max reduction.
+    blocks = scores[:, : num_blocks * block_size].reshape(b, num_blocks, block_size)
+    _, best_blocks = jax.lax.top_k(_canonical_zero(blocks.max(-1)), k)  # (B, k)
+    # Gather the chosen blocks in item order (the tail comes last), so lax.top_k's positional
+    # tie-break is by item index.
+    best_blocks = jnp.sort(best_blocks, axis=1)
+    cand = jnp.take_along_axis(blocks, best_blocks[:, :, None], axis=1).reshape(b, k * block_size)
+    cand_ids = (best_blocks[:, :, None] * block_size + jnp.arange(block_size)).reshape(b, -1)
+    if tail:
+        cand = jnp.concatenate([cand, scores[:, n - tail :]], axis=1)
+        cand_ids = jnp.concatenate(
+            [cand_ids, jnp.broadcast_to(jnp.arange(n - tail, n), (b, tail))], axis=1
+        )
+    values, pos = jax.lax.top_k(_canonical_zero(cand), k)
+    return values, jnp.take_along_axis(cand_ids, pos, axis=1)
+
+
+def _canonical_zero(x: jax.Array) -> jax.Array:
+    """Maps -0.0 to 0.0: ``lax.top_k`` and ``lax.sort`` order floats totally (-0.0 < 0.0),
+    but the ranking treats them as equal scores, tied and ordered by item index."""
+    return jnp.where(x == 0, jnp.zeros_like(x), x)
+
+
+# --------------------------------------------------------------------------- AUC counts
+def _pairs_above_twice(
+    values: jax.Array,
+    upper: jax.Array,
+    lower: jax.Array,
+    num_relevant: jax.Array,
+    block_size: int,
+) -> jax.Array:
+    """``sum_j sum_m (1[v_j > upper_m] + 1[v_j >= lower_m])`` per row, as float32.
+
+    With ``upper = lower = t`` (a relevant item's score) each candidate above ``t`` adds 2 and
+    each tie 1. Collie's sigmoid AUC passes the interval ``[lower, upper]`` of raw scores whose
+    sigmoid rounds to the same float as ``sigmoid(t)`` (``_sigmoid_tie_bounds``).
+
+    Args:
+      values: (B, N) candidate scores; non-candidates are ``-inf`` and count nothing.
+      upper, lower: (B, R) per relevant item, valid slots first, invalid slots ``+inf``.
+      num_relevant: (B,) valid slots per row; the loop runs ``ceil(max / _AUC_CHUNK)`` times.
+      block_size: the item axis is summed in blocks of this size (exact in int32), then the
+        block sums are added as high and low 16-bit halves, so the total cannot overflow int32.
+
+    Returns:
+      (B,) float32.
+    """
+    b, n = values.shape
+    r = upper.shape[1]
+    r_pad = -(-r // _AUC_CHUNK) * _AUC_CHUNK
+    upper = jnp.pad(upper, ((0, 0), (0, r_pad - r)), constant_values=jnp.inf)
+    lower = jnp.pad(lower, ((0, 0), (0, r_pad - r)), constant_values=jnp.inf)
+    num_chunks = (jnp.max(num_relevant) + _AUC_CHUNK - 1) // _AUC_CHUNK
+
+    def body(c, acc):
+        hi = jax.lax.dynamic_slice_in_dim(upper, c * _AUC_CHUNK, _AUC_CHUNK, axis=1)
+        lo = jax.lax.dynamic_slice_in_dim(lower, c * _AUC_CHUNK, _AUC_CHUNK, axis=1)
+        # An explicit unrolled accumulation into a (B, N) array: XLA:CPU vectorises this
+        # elementwise chain well, unlike a broadcast (B, R, N) compare-and-reduce.
+        for m in range(_AUC_CHUNK):
+            above = (values > hi[:, m : m + 1]).astype(jnp.int32)
+            acc = acc + above + (values >= lo[:, m : m + 1]).astype(jnp.int32)
+        return acc
+
+    acc = jax.lax.fori_loop(0, num_chunks, body, jnp.zeros((b, n), jnp.int32))
+    block_size = block_size if block_size > 0 else 128
+    num_blocks, tail = divmod(n, block_size)
+    # Block sums are exact in int32 (each <= 2 * R * block_size); the last block may be short.
+    block_sums = acc[:, : num_blocks * block_size].reshape(b, num_blocks, block_size).sum(-1)
+    if tail:
+        block_sums = jnp.concatenate([block_sums, acc[:, n - tail :].sum(-1, keepdims=True)], 1)
+    high = (block_sums >> 16).sum(-1).astype(jnp.float32)
+    low = (block_sums & 0xFFFF).sum(-1).astype(jnp.float32)
+    return high * 65536.0 + low
+
+
+def _float_key(x: jax.Array) -> jax.Array:
+    """int32 keys ordered like the float32 values (for finite values; -0.0 just below 0.0)."""
+    bits = jax.lax.bitcast_convert_type(x, jnp.int32)
+    return jnp.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+def _key_float(key: jax.Array) -> jax.Array:
+    """Inverse of ``_float_key``."""
+    return jax.lax.bitcast_convert_type(jnp.where(key < 0, key ^ 0x7FFFFFFF, key), jnp.float32)
+
+
+def _sigmoid_tie_bounds(t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The interval ``[lower, upper]`` of finite float32 x with ``sigmoid(x) == sigmoid(t)``.
+
+    Sigmoid is non-decreasing, so the scores whose float32 sigmoid equals ``sigmoid(t)`` form an
+    interval; both ends are found by bisection over the ordered float keys (32 steps on the
+    small (B, R) array), which spares evaluating a sigmoid per (user, item).
+    ``+inf`` entries (padding) stay ``+inf``.
+
+    Args:
+      t: (B, R) float32 scores.
+
+    Returns:
+      ``(upper, lower)``, both (B, R) float32.
+    """
+    finite = jnp.isfinite(t)
+    t0 = jnp.where(finite, t, 0.0)
+    target = jax.nn.sigmoid(t0)
+    big = jnp.float32(np.finfo(np.float32).max)
+    # Both searches at once: row 0 looks upwards, row 1 downwards. Invariant: sigmoid(inside)
+    # == target, and the end of the interval lies between inside and outside.
+    inside = jnp.stack([t0, t0])
+    outside = jnp.stack([jnp.full_like(t0, big), jnp.full_like(t0, -big)])
+    done = jax.nn.sigmoid(outside) == target  # the interval reaches the largest float
+
+    def body(_, keys):
+        inside_k, outside_k = keys
+        mid = (inside_k >> 1) + (outside_k >> 1) + (inside_k & outside_k & 1)  # no overflow
+        same = jax.nn.sigmoid(_key_float(mid)) == target
+        return jnp.where(same, mid, inside_k), jnp.where(same, outside_k, mid)
+
+    inside_k, _ = jax.lax.fori_loop(0, 33, body, (_float_key(inside), _float_key(outside)))
+    ends = jnp.where(done, outside, _key_float(inside_k))
+    return jnp.where(finite, ends[0], jnp.inf), jnp.where(finite, ends[1], jnp.inf)
+
+
+def _auc_from_counts(
+    twice_above: jax.Array, num_relevant: jax.Array, num_negatives: jax.Array, empty_value: float
+) -> jax.Array:
+    """AUC per row from ``_pairs_above_twice`` over all candidates (relevant ones included)."""
+    nr = num_relevant.astype(jnp.float32)
+    # Relevant-vs-relevant pairs (self pairs included) always add exactly n^2: each unordered
+    # pair contributes 2 (above twice, or a tie once each way) and each self pair 1.
+    wrong_twice = twice_above - nr * nr
+    denom = 2.0 * nr * num_negatives.astype(jnp.float32)
+    auc = 1.0 - wrong_twice / jnp.maximum(denom, 1.0)
+    auc = jnp.where(num_negatives > 0, auc, empty_value)
+    return jnp.where(num_relevant > 0, auc, 0.0)
+
+
+# --------------------------------------------------------------------------- batch statistics
+def ranking_stats(
+    scores: jax.Array,
+    relevant: jax.Array,
+    exclude: jax.Array | None = None,
+    *,
+    k: int,
+    candidate_mask: jax.Array | None = None,
+    with_auc: bool = True,
+    collie: bool = False,
+    collie_sigmoid: bool = True,
+    block_size: int = 128,
+) -> dict[str, jax.Array]:
+    """Per-user ranking statistics for one batch: the top-k lists, first-hit ranks and AUCs.
+
+    See the module docstring for the candidate set, the tie rule and the definitions.
+
+    Args:
+      scores: (B, N) scores of every item for each user (any float dtype; compared in float32).
+      relevant: (B, R) int relevant item indices, distinct within a row, padded with ``-1``.
+      exclude: (B, E) int item indices to remove from the ranking, distinct within a row, padded
+        with ``-1``, or None. An excluded item that is also relevant stays a candidate.
+      k: length of the top-k list to return (clipped to ``N``).
+      candidate_mask: (N,) bool, True for items that may be ranked at all (e.g. cold items
+        only), or None for all items. Not allowed with ``collie``.
+      with_auc: compute the filtered ``auc`` (the costly part: ``O(B * N * R)``).
+      collie: also compute Collie's unfiltered statistics (``collie_*`` keys).
+      collie_sigmoid: Collie's AUC is computed on ``sigmoid(scores)``, as Collie does (one more
+        pass over the scores). False ranks raw scores: the same value unless sigmoid rounds
+        distinct scores to the same float, and nearly free when ``with_auc`` is set.
+      block_size: block size of the two-stage top-k and of the exact AUC sums.
+
+    Returns:
+      A dict of arrays:
+      ``num_relevant`` (B,) int32; ``num_candidates`` (B,) int32 (``|C|``);
+      ``topk_items`` (B, K) int32 item indices, best first, ``-1`` past the end of a short list,
+      with ``K = min(k, N)``; ``topk_hits`` (B, K) bool; ``first_rank`` (B,) int32 rank of the
+      best-ranked relevant item (0 for rows without relevant items); ``finite`` (B,) bool, False
+      where a row has a NaN or infinite score; ``auc`` (B,) float32 if ``with_auc``; and with
+      ``collie``: ``collie_topk_hits`` (B, K) bool, ``collie_first_rank`` (B,) int32,
+      ``collie_auc`` (B,) float32.
+    """
+    scores = jnp.asarray(scores)
+    if scores.ndim != 2:
+        raise MetricsError(f"scores must be (B, N), got shape {scores.shape}")
+    b, n = scores.shape
+    relevant = jnp.asarray(relevant, jnp.int32)
+    if relevant.ndim != 2 or relevant.shape[0] != b:
+        raise MetricsError(f"relevant must be (B, R) = ({b}, R), got shape {relevant.shape}")
+    if collie and candidate_mask is not None:
+        raise MetricsError("collie mode ranks all items; it takes no candidate_mask")
+    kk = min(int(k), n)
+    if kk < 1:
+        raise MetricsError(f"k must be >= 1, got {k}")
+
+    scores = scores.astype(jnp.float32)
+    # A row sum is finite iff every score is (inf and NaN propagate) unless it overflows, so
+    # the exact per-row test only runs when some sum is not finite.
+    row_sums = scores.sum(-1)
+    finite = jax.lax.cond(
+        jnp.isfinite(row_sums).all(),
+        lambda: jnp.ones(b, bool),
+        lambda: jnp.isfinite(scores).all(-1),
+    )
+    rows = jnp.arange(b)[:, None]
+
+    rel_valid = relevant >= 0
+    num_relevant = rel_valid.sum(-1, dtype=jnp.int32)
+    rel_ids = jnp.where(rel_valid, relevant, 0)
+    pos_scores = jnp.take_along_axis(scores, rel_ids, axis=1)  # (B, R)
+    # The first relevant item in the ranking: highest score, then lowest index.
+    best_score = jnp.where(rel_valid, pos_scores, -jnp.inf).max(-1)
+    best_item = jnp.where(rel_valid & (pos_scores == best_score[:, None]), rel_ids, n).min(-1)
+    drop_rel = jnp.where(rel_valid, rel_ids, n)  # index n is out of range: scatter drops it
+
+    rel_or_none = jnp.where(rel_valid, relevant, -1)
+    # |C| is counted from the small index arrays rather than with a pass over (B, N).
+    num_candidates = jnp.full((b,), n, jnp.int32)
+    filtered = scores
+    if candidate_mask is not None:
+        candidate_mask = jnp.asarray(candidate_mask, bool)
+        if candidate_mask.shape != (n,):
+            raise MetricsError(f"candidate_mask must be ({n},), got shape {candidate_mask.shape}")
+        filtered = jnp.where(candidate_mask[None, :], filtered, -jnp.inf)
+        rel_outside = rel_valid & ~candidate_mask[rel_ids]
+        num_candidates = candidate_mask.sum(dtype=jnp.int32) + rel_outside.sum(-1, dtype=jnp.int32)
+    if exclude is not None:
+        exclude = jnp.asarray(exclude, jnp.int32)
+        if exclude.ndim != 2 or exclude.shape[0] != b:
+            raise MetricsError(f"exclude must be (B, E) = ({b}, E), got shape {exclude.shape}")
+        excl_valid = exclude >= 0
+        filtered = filtered.at[rows, jnp.where(excl_valid, exclude, n)].set(-jnp.inf, mode="drop")
+        # Excluded items that were candidates: valid, not relevant, inside the mask.
+        removed = excl_valid & ~(exclude[:, :, None] == rel_or_none[:, None, :]).any(-1)
+        if candidate_mask is not None:
+            removed = removed & candidate_mask[jnp.where(excl_valid, exclude, 0)]
+        num_candidates = num_candidates - removed.sum(-1, dtype=jnp.int32)
+    if exclude is not None or candidate_mask is not None:
+        filtered = filtered.at[rows, drop_rel].set(pos_scores, mode="drop")
+
+    item_idx = jnp.arange(n, dtype=jnp.int32)
+    ahead = (filtered > best_score[:, None]) | (
+        (filtered == best_score[:, None]) & (item_idx[None, :] < best_item[:, None])
+    )
+    has_rel = num_relevant > 0
+    first_rank = jnp.where(has_rel, 1 + ahead.sum(-1, dtype=jnp.int32), 0)
+
+    top_values, top_ids = top_k_items(filtered, kk, block_size=block_size)
+    top_valid = top_values > -jnp.inf
+    topk_hits = top_valid & (top_ids[:, :, None] == rel_or_none[:, None, :]).any(-1)
+    out = {
+        "num_relevant": num_relevant,
+        "num_candidates": num_candidates,
+        "topk_items": jnp.where(top_valid, top_ids, -1),
+        "topk_hits": topk_hits,
+        "first_rank": first_rank,
+        "finite": finite,
+    }
+
+    # Relevant scores with the valid slots first (the AUC loop stops after the last valid one).
+    valid_first = jnp.argsort(~rel_valid, axis=1, stable=True)
+    thresholds = jnp.take_along_axis(jnp.where(rel_valid, pos_scores, jnp.inf), valid_first, 1)
+    if with_auc:
+        twice = _pairs_above_twice(filtered, thresholds, thresholds, num_relevant, block_size)
+        out["auc"] = _auc_from_counts(twice, num_relevant, num_candidates - num_relevant, 0.5)
+
+    if collie:
+        if exclude is None:
+            excl_ids = jnp.zeros((b, 0), jnp.int32)
+            excl_scores = jnp.zeros((b, 0), jnp.float32)
+            excl_valid = jnp.zeros((b, 0), bool)
+        else:
+            # An excluded item that is also relevant is already among the candidates.
+            excl_valid = removed
+            excl_ids = jnp.where(excl_valid, exclude, n)
+            excl_scores = jnp.where(
+                excl_valid,
+                jnp.take_along_axis(scores, jnp.where(excl_valid, exclude, 0), 1),
+                -jnp.inf,
+            )
+        # The unfiltered top-k lies in (filtered top-k) + (excluded items): merge and re-sort
+        # by (score desc, index asc) instead of a second pass over all items.
+        merged_v = jnp.concatenate([jnp.where(top_valid, top_values, -jnp.inf), excl_scores], 1)
+        merged_i = jnp.concatenate([jnp.where(top_valid, top_ids, n), excl_ids], 1)
+        neg_v, merged_i = jax.lax.sort(
+            (_canonical_zero(-merged_v), merged_i), dimension=1, num_keys=2
+        )
+        c_valid = neg_v[:, :kk] < jnp.inf
+        c_ids = merged_i[:, :kk]
+        out["collie_topk_hits"] = c_valid & (c_ids[:, :, None] == rel_or_none[:, None, :]).any(-1)
+        excl_ahead = excl_valid & (
+            (excl_scores > best_score[:, None])
+            | ((excl_scores == best_score[:, None]) & (excl_ids < best_item[:, None]))
+        )
+        out["collie_first_rank"] = jnp.where(
+            has_rel, first_rank + excl_ahead.sum(-1, dtype=jnp.int32), 0
+        )
+        # Unfiltered counts = counts over the filtered candidates + the excluded items' share.
+        if collie_sigmoid:
+            upper, lower = _sigmoid_tie_bounds(thresholds)
+            twice_c = _pairs_above_twice(filtered, upper, lower, num_relevant, block_size)
+        else:
+            upper = lower = thresholds
+            if not with_auc:
+                twice = _pairs_above_twice(filtered, upper, lower, num_relevant, block_size)
+            twice_c = twice
+        excl_share = (excl_scores[:, :, None] > upper[:, None, :]).sum((1, 2)) + (
+            excl_scores[:, :, None] >= lower[:, None, :]
+        ).sum((1, 2))
+        twice_c = twice_c + excl_share.astype(jnp.float32)
+        out["collie_auc"] = _auc_from_counts(twice_c, num_relevant, n - num_relevant, 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- metrics from stats
+def _discounts(k: int) -> jax.Array:
+    """(k,) float32 ``1 / log2(position + 1)`` for positions 1..k."""
+    return 1.0 / jnp.log2(jnp.arange(2, k + 2, dtype=jnp.float32))
+
+
+def _hits_at(topk_hits: jax.Array, k: int) -> jax.Array:
+    """(B, min(k, K)) float32 hit indicators of the first k positions."""
+    return topk_hits[:, :k].astype(jnp.float32)
+
+
+def hit_rate_at_k(topk_hits: jax.Array, k: int) -> jax.Array:
+    """HitRate@k per user: 1 if a relevant item is in the top k.
+
+    Args:
+      topk_hits: (B, K) bool, True where position p of the ranked list is relevant.
+      k: cut-off.
+
+    Returns:
+      (B,) float32.
+    """
+    return _hits_at(topk_hits, k).max(-1, initial=0.0)
+
+
+def precision_at_k(topk_hits: jax.Array, k: int) -> jax.Array:
+    """Precision@k per user: ``hits@k / k``. Args as ``hit_rate_at_k``; returns (B,) float32."""
+    return _hits_at(topk_hits, k).sum(-1) / k
+
+
+def recall_at_k(topk_hits: jax.Array, num_relevant: jax.Array, k: int) -> jax.Array:
+    """Recall@k per user: ``hits@k / n``; 0 where ``n = 0``.
+
+    Args:
+      topk_hits: (B, K) bool.
+      num_relevant: (B,) int relevant items per user.
+      k: cut-off.
+
+    Returns:
+      (B,) float32.
+    """
+    n = num_relevant.astype(jnp.float32)
+    return jnp.where(n > 0, _hits_at(topk_hits, k).sum(-1) / jnp.maximum(n, 1.0), 0.0)
+
+
+def ndcg_at_k(topk_hits: jax.Array, num_relevant: jax.Array, k: int) -> jax.Array:
+    """NDCG@k per user with binary gains; 0 where ``n = 0``.
+
+    Args:
+      topk_hits: (B, K) bool.
+      num_relevant: (B,) int.
+      k: cut-off.
+
+    Returns:
+      (B,) float32 ``DCG@k / IDCG@k``.
+    """
+    hits = _hits_at(topk_hits, k)
+    disc = _discounts(k)
+    dcg = (hits * disc[: hits.shape[1]]).sum(-1)
+    ideal_cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(disc)])  # (k + 1,)
+    idcg = ideal_cum[jnp.clip(num_relevant, 0, k)]
+    return jnp.where(idcg > 0, dcg / jnp.maximum(idcg, 1e-30), 0.0)
+
+
+def average_precision_at_k(topk_hits: jax.Array, num_relevant: jax.Array, k: int) -> jax.Array:
+    """AP@k per user: ``sum_{relevant p <= k} precision@p / min(n, k)``; 0 where ``n = 0``.
+
+    Args:
+      topk_hits: (B, K) bool.
+      num_relevant: (B,) int.
+      k: cut-off.
+
+    Returns:
+      (B,) float32.
+    """
+    hits = _hits_at(topk_hits, k)
+    positions = jnp.arange(1, hits.shape[1] + 1, dtype=jnp.float32)
+    precisions = jnp.cumsum(hits, -1) / positions
+    denom = jnp.minimum(num_relevant, k).astype(jnp.float32)
+    return jnp.where(denom > 0, (hits * precisions).sum(-1) / jnp.maximum(denom, 1.0), 0.0)
+
+
+def reciprocal_rank(first_rank: jax.Array) -> jax.Array:
+    """``1 / first_rank`` per user; 0 where ``first_rank`` is 0 (no relevant item).
+
+    Args:
+      first_rank: (B,) int 1-based rank of the first relevant item.
+
+    Returns:
+      (B,) float32.
+    """
+    r = first_rank.astype(jnp.float32)
+    return jnp.where(r > 0, 1.0 / jnp.maximum(r, 1.0), 0.0)
+
+
+def mean_popularity_at_k(topk_items: jax.Array, item_popularity: jax.Array, k: int) -> jax.Array:
+    """Mean popularity of the (up to k) recommended items per user; 0 for an empty list.
+
+    Args:
+      topk_items: (B, K) int item indices, ``-1`` past the end of the list.
+      item_popularity: (N,) float, e.g. training interaction counts.
+      k: cut-off.
+
+    Returns:
+      (B,) float32.
+    """
+    items = topk_items[:, :k]
+    valid = items >= 0
+    pop = jnp.where(valid, item_popularity[jnp.where(valid, items, 0)], 0.0)
+    count = valid.sum(-1)
+    return jnp.where(count > 0, pop.sum(-1) / jnp.maximum(count, 1), 0.0)
+
+
+def metrics_from_stats(
+    stats: dict[str, jax.Array],
+    *,
+    ks: Sequence[int],
+    metrics: Sequence[str],
+    item_popularity: jax.Array | None = None,
+) -> dict[str, jax.Array]:
+    """Per-user metric arrays named ``ndcg@10``, ``mrr``, ``collie_map@10``... from ``ranking_stats``.
+
+    Args:
+      stats: the output of ``ranking_stats``.
+      ks: cut-offs for the ``@k`` metrics, each ``<= k`` given to ``ranking_stats`` (or any
+        value when that ``k`` was clipped to ``N``).
+      metrics: names from ``RANKING_METRICS``; ``auc`` needs ``stats["auc"]``, ``popularity``
+        needs ``item_popularity``.
+      item_popularity: (N,) float popularity of each item.
+
+    Returns:
+      A dict of (B,) float32 arrays. With collie stats present it also holds
+      ``collie_map@k`` for every k, ``collie_mrr`` and ``collie_auc``.
+    """
+    hits, n = stats["topk_hits"], stats["num_relevant"]
+    out: dict[str, jax.Array] = {}
+    for k in ks:
+        for name in metrics:
+            if name == "ndcg":
+                out[f"ndcg@{k}"] = ndcg_at_k(hits, n, k)
+            elif name == "recall":
+                out[f"recall@{k}"] = recall_at_k(hits, n, k)
+            elif name == "precision":
+                out[f"precision@{k}"] = precision_at_k(hits, k)
+            elif name == "hit_rate":
+                out[f"hit_rate@{k}"] = hit_rate_at_k(hits, k)
+            elif name == "map":
+                out[f"map@{k}"] = average_precision_at_k(hits, n, k)
+            elif name == "popularity":
+                if item_popularity is None:
+                    raise MetricsError("metric 'popularity' needs item_popularity")
+                out[f"popularity@{k}"] = mean_popularity_at_k(
+                    stats["topk_items"], item_popularity, k
+                )
+        if "collie_topk_hits" in stats:
+            out[f"collie_map@{k}"] = average_precision_at_k(stats["collie_topk_hits"], n, k)
+    if "mrr" in metrics:
+        out["mrr"] = reciprocal_rank(stats["first_rank"])
+    if "auc" in metrics:
+        if "auc" not in stats:
+            raise MetricsError("metric 'auc' needs ranking_stats(..., with_auc=True)")
+        out["auc"] = stats["auc"]
+    if "collie_first_rank" in stats:
+        out["collie_mrr"] = reciprocal_rank(stats["collie_first_rank"])
+        out["collie_auc"] = stats["collie_auc"]
+    return out
+
+
+def check_metric_names(metrics: Sequence[str], ks: Sequence[int]) -> None:
+    """Raises ``MetricsError`` for unknown metric names or non-positive cut-offs."""
+    unknown = [m for m in metrics if m not in RANKING_METRICS and m != "coverage"]
+    if unknown:
+        raise MetricsError(
+            f"unknown metric(s) {unknown}; choose from {list(RANKING_METRICS) + ['coverage']}"
+        )
+    bad = [k for k in ks if not isinstance(k, (int, np.integer)) or k < 1]
+    if bad or not len(ks):
+        raise MetricsError(f"ks must be a non-empty list of positive ints, got {list(ks)}")
+
+
+def ranking_metrics(
+    scores: jax.Array,
+    relevant: jax.Array,
+    exclude: jax.Array | None = None,
+    *,
+    ks: Sequence[int] = (10,),
+    metrics: Sequence[str] = ("ndcg", "recall", "precision", "hit_rate", "map", "mrr", "auc"),
+    candidate_mask: jax.Array | None = None,
+    collie: bool = False,
+    collie_sigmoid: bool = True,
+    item_popularity: jax.Array | None = None,
+    block_size: int = 128,
+) -> dict[str, jax.Array]:
+    """Per-user ranking metrics for one batch (``ranking_stats`` then ``metrics_from_stats``).
+
+    Jit it with the keyword arguments bound, e.g.
+    ``jax.jit(functools.partial(ranking_metrics, ks=(5, 10)))``.
+
+    Args:
+      scores: (B, N) float scores.
+      relevant: (B, R) int relevant items, padded with ``-1``.
+      exclude: (B, E) int items removed from the ranking, padded with ``-1``, or None.
+      ks: cut-offs.
+      metrics: names from ``RANKING_METRICS``.
+      candidate_mask: (N,) bool items allowed in the ranking, or None.
+      collie: also return ``collie_map@k``, ``collie_mrr``, ``collie_auc``.
+      collie_sigmoid: see ``ranking_stats``.
+      item_popularity: (N,) float, for ``popularity``.
+      block_size: see ``ranking_stats``.
+
+    Returns:
+      A dict of (B,) float32 arrays; rows without relevant items hold 0 (callers skip them).
+    """
+    check_metric_names(metrics, ks)
+    stats = ranking_stats(
+        scores,
+        relevant,
+        exclude,
+        k=max(ks),
+        candidate_mask=candidate_mask,
+        with_auc="auc" in metrics,
+        collie=collie,
+        collie_sigmoid=collie_sigmoid,
+        block_size=block_size,
+    )
+    return metrics_from_stats(stats, ks=ks, metrics=metrics, item_popularity=item_popularity)
+
+
+# --------------------------------------------------------------------------- explicit ratings
+def rating_metrics(predictions: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
+    """Root mean squared error and mean absolute error of rating predictions.
+
+    ``rmse = sqrt(mean((p - r)^2))``, ``mae = mean(|p - r|)``, computed in float64.
+
+    Args:
+      predictions: (M,) predicted ratings.
+      ratings: (M,) true ratings.
+
+    Returns:
+      ``{"rmse": float, "mae": float}``.
+
+    Raises:
+      MetricsError: for mismatched shapes, no ratings, or non-finite values.
+    """
+    p = np.asarray(predictions, np.float64).reshape(-1)
+    r = np.asarray(ratings, np.float64).reshape(-1)
+    if p.shape != r.shape:
+        raise MetricsError(f"predictions have shape {p.shape} but ratings have shape {r.shape}")
+    if p.size == 0:
+        raise MetricsError("rating_metrics needs at least one rating")
+    for name, a in (("predictions", p), ("ratings", r)):
+        if not np.all(np.isfinite(a)):
+            row = int(np.flatnonzero(~np.isfinite(a))[0])
+            raise MetricsError(f"{name} holds {a[row]} at position {row}")
+    err = p - r
+    return {"rmse": float(math.sqrt(np.mean(err * err))), "mae": float(np.mean(np.abs(err)))}
