@@ -98,7 +98,9 @@ def parse_flags(argv: list[str]) -> list[str]:
                 message = ast.literal_eval(message)
             except (ValueError, SyntaxError):
                 pass
-        message = message.replace("\n", " ")
+        # An error raised inside the config file arrives with its traceback: keep the last line.
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        message = lines[-1] if "Traceback" in message else " ".join(lines)
         raise SystemExit(f"error: bad --config: {message}") from None
 
 

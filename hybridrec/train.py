@@ -41,7 +41,7 @@ from hybridrec.data.interactions import Interactions
 from hybridrec.data.sampling import NegativeSampler
 from hybridrec.data.schemas import get_schema
 from hybridrec.logging import MetricWriter, flatten_config, write_json
-from hybridrec.optim import ReduceOnPlateau, build_optimizer
+from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau, build_optimizer
 
 BASELINES = ("popularity", "itemknn", "ease")
 
@@ -227,19 +227,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     os.makedirs(workdir, exist_ok=True)
     write_json(os.path.join(workdir, "config.json"), config.to_dict())
     ckpt = Checkpointer(workdir, max_to_keep=config.checkpoint.max_to_keep)
-    resume_epoch = ckpt.latest_step() or 0
-    _truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), resume_epoch)
+    _truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), ckpt.latest_step() or 0)
     writer = MetricWriter(workdir)
+    try:
+        return _train_and_evaluate(config, workdir, ckpt, writer, start_time)
+    finally:
+        # Also on errors: event files flushed, checkpoint threads joined.
+        writer.close()
+        ckpt.close()
+
+
+def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, float]:
+    resume_epoch = ckpt.latest_step() or 0
 
     # ---- data and features
     data = prepare_data(config)
     train = data.train
     num_items = train.num_items
     if config.model.name in BASELINES:
-        final = _fit_baseline(config, data, writer)
+        final = _fit_baseline(config, data, writer, workdir)
         final["wall_time_s"] = time.time() - start_time
-        writer.close()
-        ckpt.close()
         _save_entities(workdir, data)
         evaluation.write_metrics_json(workdir, final)
         return final
@@ -459,6 +466,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         initial=resume_epoch,
         config=config,
     )
+    if resume_epoch == 0 and loss_kind != "pointwise_rating":
+        # The untrained model, so learning curves start at step 0, and so a misspelt plateau or
+        # early-stopping metric fails now rather than after the first epoch.
+        initial = run_eval(params, "val")
+        for watcher, error in ((plateau, OptimizerConfigError), (stopper, ValueError)):
+            if watcher is not None and watcher.metric not in initial:
+                raise error(
+                    f"{type(watcher).__name__.lstrip('_')} metric {watcher.metric!r} is not among "
+                    f"the evaluation metrics: {sorted(initial)}"
+                )
+        writer.write_scalars(0, initial)
     for epoch in progress:
         if stopper is not None and stopper.stopped:
             break
@@ -526,11 +544,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _save_entities(workdir, data)
     if config.get("plots", True):
         _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
-    writer.write_scalars(
-        int(tc.num_epochs), {k: v for k, v in final.items() if k.startswith("test/")}
-    )
-    writer.close()
-    ckpt.close()
+    test_scalars = {k: v for k, v in final.items() if k.startswith("test/")}
+    if test_scalars:
+        writer.write_scalars(epochs_done, test_scalars)
     evaluation.write_metrics_json(workdir, final)
     return final
 
@@ -574,7 +590,9 @@ def _score_pairs(graphdef, params, rest, user_table, item_table, user_ids, item_
     return np.concatenate(out)
 
 
-def _fit_baseline(config, data: ExperimentData, writer: MetricWriter) -> dict[str, float]:
+def _fit_baseline(
+    config, data: ExperimentData, writer: MetricWriter, workdir: str
+) -> dict[str, float]:
     """Fits a non-neural baseline (popularity, item-kNN, EASE) and evaluates it like a model."""
     from hybridrec.models.baselines import get_baseline
 
@@ -584,6 +602,7 @@ def _fit_baseline(config, data: ExperimentData, writer: MetricWriter) -> dict[st
     baseline = get_baseline(name, **options).fit(data.train)
     final: dict[str, float] = {"train/fit_s": time.time() - t0}
     exclude: list[Interactions] = []
+    per_user: dict[str, np.ndarray] = {}
     ec = config.eval
     for split_name, test in data.eval_splits.items():
         result = evaluation.evaluate(
@@ -600,7 +619,12 @@ def _fit_baseline(config, data: ExperimentData, writer: MetricWriter) -> dict[st
         )
         final.update(result.metrics)
         exclude.append(test)
+        for name, values in result.per_user.items():
+            per_user[name] = values
+            per_user[f"{name}:user_ids"] = result.user_ids[name]
     writer.write_scalars(0, final)
+    if per_user:
+        np.savez_compressed(os.path.join(workdir, "per_user.npz"), **per_user)
     return final
 
 

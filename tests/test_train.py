@@ -169,8 +169,10 @@ def test_smoke_run_writes_the_run_directory(smoke_run):
     for key, value in metrics.items():
         assert saved[key] == pytest.approx(float(value), rel=1e-12, abs=0), key
 
-    # metrics.jsonl: one record per epoch; the final metrics are the last evaluation's.
-    records = read_jsonl(workdir)
+    # metrics.jsonl: the untrained model's evaluation at step 0, then one record per epoch; the
+    # final metrics are the last evaluation's.
+    initial, *records = read_jsonl(workdir)
+    assert initial["step"] == 0 and "train/loss" not in initial and 0 <= initial["val/ndcg@10"] <= 1
     assert [r["step"] for r in records] == [1, 2]
     for record in records:
         assert record["train/lr_scale"] == 1.0  # the plateau (patience 1) cannot act in 2 evals
@@ -181,8 +183,10 @@ def test_smoke_run_writes_the_run_directory(smoke_run):
     # The TensorBoard events hold the same scalars under the same tags (no tag rewriting).
     scalars = tbparse.SummaryReader(str(workdir)).scalars
     ndcg = scalars[scalars.tag == "val/ndcg@10"].sort_values("step")
-    assert ndcg.step.tolist() == [1, 2]
-    np.testing.assert_allclose(ndcg.value, [r["val/ndcg@10"] for r in records], rtol=1e-6)
+    assert ndcg.step.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(
+        ndcg.value, [r["val/ndcg@10"] for r in [initial, *records]], rtol=1e-6
+    )
     assert {"train/loss", "train/lr_scale", "val/collie_map@10"} <= set(scalars.tag)
 
     # Checkpoints every epoch, the last max_to_keep=2 kept.
@@ -234,8 +238,8 @@ def test_same_seed_same_run_other_seed_differs(smoke_run, tmp_path):
     other.plots = False
     different = train_and_evaluate(other, str(tmp_path / "other"))
     assert different["train/loss"] != metrics["train/loss"]
-    assert [r["train/loss"] for r in read_jsonl(tmp_path / "other")] != [
-        r["train/loss"] for r in read_jsonl(workdir)
+    assert [r.get("train/loss") for r in read_jsonl(tmp_path / "other")] != [
+        r.get("train/loss") for r in read_jsonl(workdir)
     ]
 
 
@@ -325,7 +329,8 @@ def test_row_sparse_sgd_trains_like_dense_sgd(tmp_path):
     dense, sparse = runs[False], runs[True]
     assert sparse["train/loss"] == pytest.approx(dense["train/loss"], rel=1e-5)
     losses = [
-        [r["train/loss"] for r in read_jsonl(tmp_path / f"sparse={s}")] for s in (False, True)
+        [r["train/loss"] for r in read_jsonl(tmp_path / f"sparse={s}") if r["step"] > 0]
+        for s in (False, True)
     ]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     assert losses[0][-1] < losses[0][0]  # it learns at this rate (else the test shows nothing)
@@ -400,7 +405,7 @@ def test_unknown_stopping_metric_names_the_metrics(tmp_path, section, error):
     config = mf_smoke()
     target = config.eval if section == "early_stopping" else config.optimizer
     target[section] = dict(metric="val/ndcg@100", mode="max")
-    # Detected at the first evaluation (the metric names are known only then).
+    # Detected by the evaluation of the untrained model, before any training.
     with pytest.raises(error, match=r"'val/ndcg@100'.*val/ndcg@10"):
         train_and_evaluate(config, str(tmp_path / "run"))
 
@@ -454,7 +459,7 @@ def test_early_stopping_stops_and_plateau_lowers_the_lr_scale(tmp_path):
 
     # Early stopping: bad evaluations after epochs 2, 3, 4 -> stop after epoch 4 of 10.
     assert metrics["train/epochs"] == 4
-    records = read_jsonl(workdir)
+    records = read_jsonl(workdir)[1:]  # after the step-0 evaluation
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert checkpoint_steps(workdir)[-1] == 4  # the stopped state is saved
     # Plateau (PyTorch's rule: more than `patience` bad evaluations): after epoch 3's
@@ -464,7 +469,7 @@ def test_early_stopping_stops_and_plateau_lowers_the_lr_scale(tmp_path):
     # The stopped state is part of the checkpoint: running again does not train on.
     again = train_and_evaluate(config, str(workdir))
     assert again["train/epochs"] == 4
-    assert [r["step"] for r in read_jsonl(workdir)] == [1, 2, 3, 4]
+    assert [r["step"] for r in read_jsonl(workdir)] == [0, 1, 2, 3, 4]
 
 
 def test_popularity_baseline_runs_through_the_same_loop(tmp_path):
