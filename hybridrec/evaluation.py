@@ -203,7 +203,7 @@ def _kernel(
     """
     ranking = tuple(m for m in metrics if m in RANKING_METRICS)
 
-    def one_chunk(params, inputs, relevant, exclude, mask, popularity):
+    def one_chunk(params, inputs, relevant, exclude, mask, popularity, order):
         if score_fn is None:
             scores = inputs
         else:
@@ -213,6 +213,9 @@ def _kernel(
                     f"score_fn must return (B, num_items={num_items}) scores for (B,) user_ids, "
                     f"got shape {getattr(scores, 'shape', None)} for B={inputs.shape[0]}"
                 )
+        # Columns in tie-break order: ties go to the earlier column. The caller has mapped the
+        # relevant/excluded items, the candidate mask and the popularity to the same order.
+        scores = jnp.take(scores, order, axis=1)
         stats = ranking_stats(
             scores,
             relevant,
@@ -227,10 +230,10 @@ def _kernel(
         out["num_relevant"] = stats["num_relevant"]
         out["finite"] = stats["finite"]
         if want_items:
-            out["topk_items"] = stats["topk_items"]
+            out["topk_items"] = order[stats["topk_items"]]
         return out
 
-    def run(params, inputs, relevant, exclude, mask, popularity):
+    def run(params, inputs, relevant, exclude, mask, popularity, order):
         b = relevant.shape[0]
         c = chunk_size
 
@@ -238,7 +241,7 @@ def _kernel(
             return x.reshape((b // c, c) + x.shape[1:])
 
         def body(xs):
-            return one_chunk(params, xs[0], xs[1], xs[2], mask, popularity)
+            return one_chunk(params, xs[0], xs[1], xs[2], mask, popularity, order)
 
         out = jax.lax.map(body, (split(inputs), split(relevant), split(exclude)))
         return jax.tree.map(lambda x: x.reshape((b,) + x.shape[2:]), out)
@@ -278,8 +281,16 @@ def _rank_users(
     chunk_size: int | None,
     traceable: bool,
     score_params: Any,
+    tie_order: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Runs the kernel over ``users`` in batches; returns per-user arrays in ``users`` order."""
+    # position[i] is item i's column after reordering by ``tie_order``.
+    position = np.empty(num_items, np.int32)
+    position[tie_order] = np.arange(num_items, dtype=np.int32)
+
+    def to_positions(lists: np.ndarray) -> np.ndarray:
+        return np.where(lists >= 0, position[np.maximum(lists, 0)], -1).astype(np.int32)
+
     n_rel = rel[0][users + 1] - rel[0][users]
     # Users with similar numbers of relevant items share a batch, so the AUC loop (whose trip
     # count follows the batch's largest list) does little padded work.
@@ -308,8 +319,12 @@ def _rank_users(
         has_mask=candidate_mask is not None,
         want_items=want_items,
     )
-    mask = jnp.asarray(candidate_mask if candidate_mask is not None else np.ones(1, bool))
-    pop = jnp.asarray(popularity if popularity is not None else np.zeros(num_items), jnp.float32)
+    mask = jnp.asarray(
+        candidate_mask[tie_order] if candidate_mask is not None else np.ones(1, bool)
+    )
+    pop = np.asarray(popularity if popularity is not None else np.zeros(num_items))
+    pop = jnp.asarray(pop[tie_order], jnp.float32)
+    tie_columns = jnp.asarray(tie_order, jnp.int32)
 
     pending = []
     for start in range(0, len(sorted_users), batch_size):
@@ -334,7 +349,15 @@ def _rank_users(
                     f"score_fn(user_ids) must return ({batch_size}, num_items={num_items}) scores "
                     f"for {batch_size} user_ids, got shape {shape}"
                 )
-        out = kernel(score_params, inputs, relevant, exclude, mask, pop)
+        out = kernel(
+            score_params,
+            inputs,
+            to_positions(relevant),
+            to_positions(exclude),
+            mask,
+            pop,
+            tie_columns,
+        )
         pending.append((batch, real, out))  # dispatch is asynchronous: fetch after the loop
 
     fetched: dict[str, list[np.ndarray]] = {}
@@ -412,6 +435,8 @@ def evaluate(
     traceable: bool = False,
     score_params: Any = None,
     collie_sigmoid: bool = True,
+    tie_break: Literal["random", "index"] = "random",
+    seed: int = 0,
 ) -> EvalResult:
     """Evaluates a recommender by full ranking over all items.
 
@@ -443,6 +468,10 @@ def evaluate(
       traceable: see ``score_fn``.
       score_params: parameters passed to a traceable ``score_fn``.
       collie_sigmoid: ``collie_auc`` on ``sigmoid(scores)`` as Collie computes it.
+      tie_break: how tied scores are ordered in rankings (top-k lists, ranks): ``"random"`` (a
+        permutation of the items seeded by ``seed``; the default, so no item gains from its
+        index) or ``"index"`` (lower item index first). AUC counts ties as 1/2 either way.
+      seed: seed of the random tie order.
 
     Returns:
       An ``EvalResult``.
@@ -537,8 +566,18 @@ def evaluate(
             chunk_size=chunk_size,
             traceable=traceable,
             score_params=score_params,
+            tie_order=tie_order,
         )
 
+    # Tied scores (a cold item's ID-only score, equal popularity counts) are ordered by a seeded
+    # random permutation of the items, not by item index: in MovieLens the index follows the
+    # catalogue's history, and index order would hand ties to old, popular films.
+    if tie_break == "random":
+        tie_order = np.random.default_rng(seed).permutation(num_items).astype(np.int32)
+    elif tie_break == "index":
+        tie_order = np.arange(num_items, dtype=np.int32)
+    else:
+        raise EvaluationError(f"tie_break must be 'random' or 'index', got {tie_break!r}")
     run_metrics = metrics if filtered else ()
     per_user_raw = run(rel, base_excl_keys, users, metrics_=run_metrics, collie_=collie, mask=None)
 

@@ -3,15 +3,21 @@ a brute-force per-user reference, the statistics helpers, the pair task and the 
 
 from __future__ import annotations
 
+import functools
 import json
+import types
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
 
-from hybridrec import Interactions
-from hybridrec import evaluation as E
+from hybridrec import Interactions, evaluation
+
+# The brute-force references below order ties by item index; hybridrec's default is a seeded
+# random tie order (tested separately in test_random_tie_break_does_not_favour_low_indices).
+E = types.SimpleNamespace(**vars(evaluation))
+E.evaluate = functools.partial(evaluation.evaluate, tie_break="index")
 
 NUM_USERS, NUM_ITEMS = 30, 25
 
@@ -368,3 +374,24 @@ def test_evaluate_ratings_and_popularity_buckets():
     buckets = E.popularity_buckets(np.array([0, 5, 1, 3, 3, 0, 9]), num_buckets=2)
     assert np.flatnonzero(buckets["pop_1"]).tolist() == [1, 3, 6]
     assert np.flatnonzero(buckets["pop_2"]).tolist() == [2, 4]
+
+
+def test_random_tie_break_does_not_favour_low_indices():
+    # A scorer that ties every item. Each user's relevant items are the lowest indices, so index
+    # order ranks them first (NDCG 1); the random tie order ranks them where the seeded
+    # permutation of the items puts them.
+    num_users, num_items = 64, 200
+    users = np.repeat(np.arange(num_users), 2)
+    items = np.tile([0, 1], num_users)
+    test = Interactions.from_arrays(users, items, num_users=num_users, num_items=num_items)
+    flat = lambda u: np.zeros((len(u), num_items), np.float32)  # noqa: E731
+    by_index = evaluation.evaluate(flat, test, tie_break="index", metrics=("ndcg", "auc", "mrr"))
+    assert by_index.metrics["val/ndcg@10"] == pytest.approx(1.0)
+    for seed in (0, 1, 2):
+        random = evaluation.evaluate(flat, test, metrics=("ndcg", "auc", "mrr"), seed=seed)
+        position = np.argsort(np.random.default_rng(seed).permutation(num_items))
+        ranks = np.sort(position[[0, 1]]) + 1  # 1-based ranks of the two relevant items
+        dcg = sum(1 / np.log2(r + 1) for r in ranks if r <= 10)
+        assert random.metrics["val/ndcg@10"] == pytest.approx(dcg / (1 + 1 / np.log2(3)))
+        assert random.metrics["val/mrr"] == pytest.approx(1 / ranks[0])
+        assert random.metrics["val/auc"] == by_index.metrics["val/auc"] == pytest.approx(0.5)
