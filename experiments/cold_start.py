@@ -61,8 +61,23 @@ TensorBoard run per (split, towers) holding the pooled means, so ``tensorboard -
 compares everything. Rerunning into the same ``--out`` skips finished runs and resumes
 interrupted ones.
 
-Measured on MovieLens 100K with ``hybrid.py`` (3 seeds, 2-core CPU shared with other jobs):
-see ``--out`` for the tables; the numbers are quoted in the README.
+Measured on MovieLens 100K with ``hybrid.py`` (3 seeds, 45 runs: about 40 minutes on the
+2-core CPU shared with other jobs; test part, mean over (seed, user) pairs; differences from
+``ids`` with paired-test p-values):
+
+- item-cold, cold items ranked among themselves: ``all`` NDCG@10 0.050, Recall@10 0.041, AUC
+  0.638, against 0.011, 0.006, 0.500 for ``ids`` and ``popularity`` (both tie every cold item):
+  +0.039, +0.035, +0.138, all p < 1e-4. ``ids+year`` (AUC 0.620), ``metadata`` (0.611) and
+  ``ids+genres`` (0.606) follow; ``ids+freebase`` (0.492) does not beat a random order.
+- item-cold, cold items ranked against the whole catalogue: no model puts a cold item in a top
+  10 (NDCG@10 = Recall@10 = 0 for every row); AUC ``all`` 0.534, the same as ``ids`` (p = 0.86)
+  and far above ``popularity`` (0.186); ``ids+year`` (0.696) and ``ids+genres`` (0.681) place
+  cold items best: more towers did not calibrate metadata-only scores against warm ones.
+- warm items: ``all`` NDCG@10 0.193 vs ``ids`` 0.190 (p = 0.34), AUC +0.010 (p < 1e-4);
+  popularity 0.110.
+- user-cold: demographics raise cold users' AUC (``all`` 0.847 vs ``ids`` 0.815, p < 1e-4) but
+  lower their NDCG@10 (0.378 vs 0.400, p < 0.001); popularity is best for cold users (NDCG@10
+  0.407, AUC 0.874).
 """
 
 from __future__ import annotations

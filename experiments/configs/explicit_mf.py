@@ -12,8 +12,8 @@ Command (from the repository root)::
 
     python -m experiments.run --config explicit_mf.py
 
-Expected here (2-core CPU shared with other jobs, load ~6): about 30 s for the command
-(14 s inside ``train_and_evaluate``). Measured (seed 0, no y_range): val/rmse 0.9302,
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 6 s for the command
+(3 s inside ``train_and_evaluate``). Measured (seed 0, no y_range): val/rmse 0.9302,
 val/mae 0.7356 (val MSE 0.865; fastai's 0.82 is with the y_range).
 Variants: ``smoke`` (tiny synthetic explicit ratings, for tests).
 """

@@ -27,8 +27,8 @@ Command (from the repository root)::
 
     python -m experiments.run --config item_pairs.py
 
-Expected here (2-core CPU shared with other jobs, load ~6): about 70 s for the command on the
-synthetic data (54 s inside ``train_and_evaluate``). Measured (seed 0, 5 epochs):
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 27 s for the command
+on the synthetic data (22 s inside ``train_and_evaluate``). Measured (seed 0, 5 epochs):
 val/pair_auc 0.8167, pair_average_precision 0.8104, ndcg@10 0.0967, auc 0.8346 (filtered);
 ``:bpr`` pair_auc 0.8019, ndcg@10 0.0512; ``:cold`` pair_auc 0.7744, cold_items/auc 0.7709.
 Variants: ``bpr`` (BPR over the popularity negatives instead of the sampled softmax), ``cold``,

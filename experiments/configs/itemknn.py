@@ -9,9 +9,9 @@ Command (from the repository root)::
 
     python -m experiments.run --config itemknn.py
 
-Expected here (2-core CPU shared with other jobs): about 20 s for the command (10 s inside
-``train_and_evaluate``). Measured: val/collie_map@10 0.0619, collie_auc 0.8930, ndcg@10 0.1948
-(filtered).
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 4 s for the command
+(2 s inside ``train_and_evaluate``). Measured: val/collie_map@10 0.0619, collie_auc 0.8930,
+ndcg@10 0.1948 (filtered).
 Variants: ``smoke`` (tiny synthetic data, for tests).
 """
 

@@ -14,8 +14,8 @@ Command (from the repository root)::
     python -m experiments.run --config mf_two_optimizers.py
     python -m experiments.run --config mf_two_optimizers.py:single   # one Adam for everything
 
-Expected here (2-core CPU shared with other jobs, load ~7): about 50 s for the command
-(30 s inside ``train_and_evaluate``). Measured (seed 0):
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 10 s for the command
+(6.5 s inside ``train_and_evaluate``). Measured (seed 0):
 two optimizers val/collie_map@10 0.0472, collie_auc 0.9011, ndcg@10 0.2243;
 ``:single`` (Adam lr 1e-2 on biases too) val/collie_map@10 0.0464, collie_auc 0.9018, ndcg@10
 0.2246; ``mf.py`` (SGD lr 1e-2 on biases) 0.0451, 0.9014, 0.2220.

@@ -12,9 +12,9 @@ Command (from the repository root)::
 
     python -m experiments.run --config ncf.py
 
-Expected here (2-core CPU shared with other jobs, load ~8): about 2 minutes for the command
-(105 s inside ``train_and_evaluate``, 15 s of it compiling). Measured (seed 0, 20 epochs):
-val/collie_map@10 0.0469, collie_auc 0.8884, ndcg@10 0.1908 (filtered).
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 25 s for the command
+(23 s inside ``train_and_evaluate``). Measured (seed 0, 20 epochs): val/collie_map@10 0.0469,
+collie_auc 0.8884, ndcg@10 0.1908 (filtered).
 Variants: ``smoke`` (tiny synthetic data, for tests).
 """
 

@@ -8,9 +8,9 @@ Command (from the repository root)::
 
     python -m experiments.run --config popularity.py
 
-Expected here (2-core CPU shared with other jobs): about 25 s for the command, mostly imports
-and loading (13 s inside ``train_and_evaluate``). Measured: val/collie_map@10 0.0337,
-collie_auc 0.7864, ndcg@10 0.1110 (filtered).
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 4 s for the command
+(2 s inside ``train_and_evaluate``). Measured: val/collie_map@10 0.0337, collie_auc 0.7864,
+ndcg@10 0.1108 (filtered).
 Variants: ``smoke`` (tiny synthetic data, for tests).
 """
 
