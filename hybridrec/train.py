@@ -41,6 +41,7 @@ from hybridrec.data.interactions import Interactions
 from hybridrec.data.sampling import NegativeSampler
 from hybridrec.data.schemas import get_schema
 from hybridrec.logging import MetricWriter, flatten_config, write_json
+from hybridrec.models.base import apply_y_range
 from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau, build_optimizer
 
 BASELINES = ("popularity", "itemknn", "ease")
@@ -175,20 +176,25 @@ def make_loss_fn(config: ml_collections.ConfigDict, num_items: int):
                 jax.tree.map(lambda a: a[None], v_all),
                 training=True,
                 key=s_key,
-            )
+            )  # (B, num_items)
             return loss(
                 scores=scores, pos_item_ids=batch["item_ids"], weights=batch["weights"], **options
             )
         v_pos = model.encode_items(pos_items, training=True, key=i_key)
-        pos_scores = model.score_encoded(u, v_pos, training=True, key=s_key)
+        # score_pairs / score_all apply y_range; train on the same scores the model is judged by.
+        y_range = getattr(model, "y_range", None)
+        pos_scores = apply_y_range(model.score_encoded(u, v_pos, training=True, key=s_key), y_range)
         if loss.kind == "pointwise_rating":
             return loss(
                 scores=pos_scores, ratings=batch["ratings"], weights=batch["weights"], **options
             )
         v_neg = model.encode_items(neg_items, training=True, key=i_key)
         v_neg = jax.tree.map(lambda a: a.reshape(B, num_negatives, *a.shape[1:]), v_neg)
-        neg_scores = model.score_encoded(
-            jax.tree.map(lambda a: a[:, None], u), v_neg, training=True, key=s_key
+        neg_scores = apply_y_range(
+            model.score_encoded(
+                jax.tree.map(lambda a: a[:, None], u), v_neg, training=True, key=s_key
+            ),
+            y_range,
         )  # (B, K)
         kwargs = dict(pos_scores=pos_scores, neg_scores=neg_scores, weights=batch["weights"])
         if "pos_meta" in batch:
