@@ -38,6 +38,7 @@ from experiments.configs import _variants, hybrid
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = _variants.variants(arg, ("cold",), "beer_hybrid.py")
     config = hybrid.get_config()
+    _variants.untuned_hybrid_training(config)
 
     # Data: synthetic beer by default; --config.data.name=beer-advocate --config.data.path=...
     config.data.name = "synthetic"

@@ -44,6 +44,7 @@ from experiments.configs import _variants, hybrid
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = _variants.variants(arg, ("bpr", "cold"), "item_pairs.py")
     config = hybrid.get_config()
+    _variants.untuned_hybrid_training(config)
 
     # Data: synthetic products by default; --config.data.name=amazon-products --config.data.path=
     config.data.name = "synthetic"

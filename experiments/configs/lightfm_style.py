@@ -28,6 +28,7 @@ from experiments.configs import _variants, hybrid
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = _variants.variants(arg, (), "lightfm_style.py")
     config = hybrid.get_config()
+    _variants.untuned_hybrid_training(config)
 
     # Features: genres only
     config.features.fields = ("genres",)

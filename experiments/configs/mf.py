@@ -30,6 +30,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.embeddings.name = "adam"
     config.optimizer.embeddings.learning_rate = 1e-2
     config.optimizer.biases = dict(name="sgd", learning_rate=1e-2)
+    config.optimizer.schedule = dict(name="constant")
+    config.optimizer.plateau = dict(metric="val/collie_map@10", mode="max", factor=0.1, patience=1)
     if arg == "smoke":
         hybrid.smoke(config)
         config.features.schema = None

@@ -27,6 +27,7 @@ from experiments.configs import _variants, hybrid
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = _variants.variants(arg, (), "two_tower.py")
     config = hybrid.get_config()
+    _variants.untuned_hybrid_training(config)
 
     # Model: the two_tower model adds the ID tower itself, so pass only the metadata towers
     def metadata_towers(towers: ml_collections.ConfigDict) -> dict:

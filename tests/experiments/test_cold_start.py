@@ -81,10 +81,10 @@ def test_tower_subsets_of_the_hybrid_config():
     # ids first, one ids+<tower> per metadata tower (in the config's order), then all, metadata.
     names = list(items)
     assert names[0] == "ids" and names[-2:] == ["all", "metadata"]
-    assert set(names[1:-2]) == {"ids+genres", "ids+year", "ids+title", "ids+freebase"}
+    assert set(names[1:-2]) == {"ids+genres", "ids+year", "ids+title"}
     assert list(items["ids"]) == ["id"]
     assert set(items["ids+title"]) == {"id", "title"}
-    assert set(items["metadata"]) == {"genres", "year", "title", "freebase"}
+    assert set(items["metadata"]) == {"genres", "year", "title"}
     assert set(items["all"]) == set(config.model.item_towers)
     users = cold_start.tower_subsets(config.model.user_towers)
     assert set(users) == {"ids", "ids+age", "ids+gender", "ids+occupation", "all", "metadata"}
@@ -100,8 +100,8 @@ def test_ablation_runs_set_towers_dropout_and_split():
     base = hybrid.get_config()
     runs = cold_start.ablation_runs(base, seeds=(0, 1), id_dropout=0.4)
     by = {(r["split"], r["towers"], r["seed"]): r["config"] for r in runs}
-    # 7 item subsets and 6 user subsets, plus popularity, for each of 2 seeds.
-    assert len(runs) == 2 * (8 + 7)
+    # 6 item subsets (ids, 3 x ids+tower, all, metadata) and 6 user subsets, plus popularity, for each of 2 seeds.
+    assert len(runs) == 2 * (7 + 7)
     c = by[("cold_items", "ids+genres", 1)]
     assert set(c.model.item_towers) == {"id", "genres"}
     assert list(c.model.user_towers) == list(base.model.user_towers)  # the other side is kept
