@@ -131,7 +131,9 @@ def make_group_optimizer(
     except TypeError as err:
         raise OptimizerConfigError(f"optimizer.{group}: bad option for {name}: {err}") from None
     if weight_decay:
-        # Decoupled decay (AdamW-style): applied to this group's parameters only.
+        # L2 added to the gradient before the optimizer (coupled, like torch's
+        # Adam(weight_decay=...)): Adam rescales it, so small values are already strong. For
+        # decoupled decay use name="adamw". Applied to this group's parameters only.
         tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
     return tx
 

@@ -511,6 +511,7 @@ def signal_config(model: dict, *, split: dict, epochs: int, schema: str | None =
     config.model = ml_collections.ConfigDict(model)
     config.train.update(num_epochs=epochs, batch_size=256, num_negatives=5, steps_per_dispatch=16)
     config.optimizer.plateau = None
+    config.optimizer.schedule = dict(name="constant")  # a fixed setup, whatever hybrid.py tunes
     config.eval.every_epochs = epochs
     config.eval.mode = "filtered"
     config.checkpoint.every_epochs = epochs
