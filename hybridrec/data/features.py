@@ -670,7 +670,27 @@ def _pack_bag(
 # ---------------------------------------------------------------------------------------------
 
 
-class _Categorical:
+class _BagEncoder:
+    """What the categorical and text encoders share: the padded-bag output and its FieldInfo."""
+
+    def info(self) -> FieldInfo:
+        return FieldInfo(
+            self.spec.name,
+            self.spec.entity,
+            self.spec.kind,
+            self.spec.columns,
+            vocab_size=len(self.vocabulary) + FIRST_VALUE_ID,
+            width=self.width,
+        )
+
+    def _bag_arrays(
+        self, ids: np.ndarray, weights: np.ndarray, lengths: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        name = self.spec.name
+        return {f"{name}/ids": ids, f"{name}/weights": weights, f"{name}/lengths": lengths}
+
+
+class _Categorical(_BagEncoder):
     """Vocabulary of a categorical field (single- or multi-valued)."""
 
     def __init__(self, spec: FieldSpec):
@@ -734,7 +754,6 @@ class _Categorical:
         return rows[keep], ids[keep]
 
     def transform(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        spec = self.spec
         n = len(frame)
         rows, values, missing = self._entries(frame)
         found = self._index.get_indexer(values) if len(values) else np.zeros(0, np.int64)
@@ -752,22 +771,8 @@ class _Categorical:
             "truncated": int(len(np.unique(dedup_rows[~fits]))),
             "mean_length": float(np.bincount(dedup_rows, minlength=n).mean()) if n else 0.0,
         }
-        arrays = {
-            f"{spec.name}/ids": out_ids,
-            f"{spec.name}/weights": out_w,
-            f"{spec.name}/lengths": lengths,
-        }
+        arrays = self._bag_arrays(out_ids, out_w, lengths)
         return arrays, stats
-
-    def info(self) -> FieldInfo:
-        return FieldInfo(
-            self.spec.name,
-            self.spec.entity,
-            self.spec.kind,
-            self.spec.columns,
-            vocab_size=len(self.vocabulary) + FIRST_VALUE_ID,
-            width=self.width,
-        )
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"vocabulary": self.vocabulary, "width": self.width}, {"counts": self.counts}
@@ -844,7 +849,7 @@ class _Numeric:
         self.edges = np.asarray(arrays["edges"], np.float64)
 
 
-class _Text:
+class _Text(_BagEncoder):
     """A fitted ``TfidfVectorizer`` plus the bag width."""
 
     def __init__(self, spec: FieldSpec):
@@ -914,7 +919,6 @@ class _Text:
         self, matrix: sp.csr_matrix, texts: np.ndarray
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Top-``width`` tokens per row of a TF-IDF matrix, and the stats."""
-        spec = self.spec
         n = matrix.shape[0]
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(matrix.indptr))
         # Highest weight first within each row; ties broken by vocabulary index (deterministic).
@@ -933,22 +937,8 @@ class _Text:
             "mass_cut": cut / total if total > 0 else 0.0,
             "mean_length": float(np.diff(matrix.indptr).mean()) if n else 0.0,
         }
-        arrays = {
-            f"{spec.name}/ids": ids,
-            f"{spec.name}/weights": out_w,
-            f"{spec.name}/lengths": lengths,
-        }
+        arrays = self._bag_arrays(ids, out_w, lengths)
         return arrays, stats
-
-    def info(self) -> FieldInfo:
-        return FieldInfo(
-            self.spec.name,
-            self.spec.entity,
-            self.spec.kind,
-            self.spec.columns,
-            vocab_size=len(self.vocabulary) + FIRST_VALUE_ID,
-            width=self.width,
-        )
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {
