@@ -403,6 +403,7 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     # ---- evaluation
     ec = config.eval
     score_fn = _make_score_fn(graphdef)
+    score_pairs = _make_pair_scorer(graphdef)
     exclude_for: dict[str, list[Interactions]] = {
         "val": [],
         "test": list(data.eval_splits.values())[:-1],
@@ -415,7 +416,11 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     def run_eval(params, split_name: str) -> dict[str, float]:
         test = data.eval_splits[split_name]
         if loss_kind == "pointwise_rating" or ec.get("ratings"):
-            return _rating_eval(graphdef, params, rest, user_table, item_table, test, split_name)
+            return evaluation.evaluate_ratings(
+                lambda u, i: score_pairs(params, rest, user_table, item_table, u, i),
+                test,
+                split_name=split_name,
+            )
         result = evaluation.evaluate(
             score_fn,
             test,
@@ -438,7 +443,7 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
                 )
             pairs = np.stack([test.user_ids, test.item_ids], axis=1)
             pair_result = evaluation.pair_auc(
-                lambda a, b: _score_pairs(graphdef, params, rest, user_table, item_table, a, b),
+                lambda a, b: score_pairs(params, rest, user_table, item_table, a, b),
                 pairs,
                 num_items,
                 seed=int(config.seed),
@@ -571,29 +576,30 @@ def _make_score_fn(graphdef):
     return score_fn
 
 
-_PAIR_SCORERS: dict[int, Any] = {}
+def _make_pair_scorer(graphdef):
+    """A batched (user, item) pair scorer, compiled once per run.
 
+    The feature tables are arguments, not closure constants, so they are not baked into the
+    compiled program; batches are padded to one size so nothing retraces.
+    """
 
-def _score_pairs(graphdef, params, rest, user_table, item_table, user_ids, item_ids) -> np.ndarray:
-    """Scores (user, item) pairs in batches with one compiled function per model graph."""
-    fn = _PAIR_SCORERS.get(id(graphdef))
-    if fn is None:
+    @jax.jit
+    def score(params, rest, user_table, item_table, users, items):
+        model = nnx.merge(graphdef, params, rest)
+        return model.score_pairs(_gather(user_table, users), _gather(item_table, items))
 
-        @jax.jit
-        def fn(params, rest, users, items):
-            model = nnx.merge(graphdef, params, rest)
-            return model.score_pairs(_gather(user_table, users), _gather(item_table, items))
+    def score_pairs(params, rest, user_table, item_table, user_ids, item_ids) -> np.ndarray:
+        out = []
+        step = 8192
+        for start in range(0, len(user_ids), step):
+            u = np.asarray(user_ids[start : start + step], np.int32)
+            i = np.asarray(item_ids[start : start + step], np.int32)
+            pad = step - len(u)
+            u, i = np.pad(u, (0, pad)), np.pad(i, (0, pad))
+            out.append(np.asarray(score(params, rest, user_table, item_table, u, i))[: step - pad])
+        return np.concatenate(out)
 
-        _PAIR_SCORERS[id(graphdef)] = fn
-    out = []
-    step = 8192
-    for start in range(0, len(user_ids), step):
-        u = np.asarray(user_ids[start : start + step], np.int32)
-        i = np.asarray(item_ids[start : start + step], np.int32)
-        pad = step - len(u)  # fixed shapes: one compile
-        u, i = np.pad(u, (0, pad)), np.pad(i, (0, pad))
-        out.append(np.asarray(fn(params, rest, u, i))[: step - pad])
-    return np.concatenate(out)
+    return score_pairs
 
 
 def _fit_baseline(
@@ -632,19 +638,6 @@ def _fit_baseline(
     if per_user:
         np.savez_compressed(os.path.join(workdir, "per_user.npz"), **per_user)
     return final
-
-
-def _rating_eval(graphdef, params, rest, user_table, item_table, test, split_name):
-    @jax.jit
-    def predict(params, rest, users, items):
-        model = nnx.merge(graphdef, params, rest)
-        return model.score_pairs(_gather(user_table, users), _gather(item_table, items))
-
-    return evaluation.evaluate_ratings(
-        lambda u, i: predict(params, rest, jnp.asarray(u), jnp.asarray(i)),
-        test,
-        split_name=split_name,
-    )
 
 
 @dataclasses.dataclass
