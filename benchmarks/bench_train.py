@@ -16,8 +16,8 @@ Cases (each in its own subprocess, so that its peak resident memory is its own):
   ``hybridrec.sparse``: lazy Adam on the rows of the batch only; biases stay dense SGD).
 
 The real loop reports ``train/samples_per_s`` (training positives per second of epoch time:
-the device shuffle, the jitted chunks of steps and the loss transfer, evaluation excluded) and
-``train/compile_s`` (first epoch plan plus ahead-of-time compilation of the chunk of steps;
+the host shuffle, the jitted chunks of steps and the loss transfer, evaluation excluded) and
+``train/compile_s`` (ahead-of-time compilation of the chunk of steps;
 the evaluation kernel compiles later and is not included). Evaluation runs only after the last
 epoch. Every figure is printed with the load average (1, 5, 15 min) before and after the case:
 on a shared machine, a load above the number of cores means the timings are pessimistic.

@@ -9,8 +9,9 @@ Why it looks the way it does:
   NOTES.md), it runs ``steps_per_dispatch`` batches per call with ``lax.scan``, and params and
   optimizer state are donated so XLA updates them in place.
 - Nothing crosses from host to device per batch: the training interactions, the feature tables and
-  the negative sampler live on the device; each epoch's shuffle is a device permutation drawn
-  from ``fold_in(seed, epoch)``, and negatives are sampled inside the step.
+  the negative sampler live on the device, and negatives are sampled inside the step. Per chunk,
+  only the chunk's shuffled row positions travel (4 bytes a row); the shuffle is a numpy
+  permutation seeded by (seed, epoch), much cheaper than XLA's sort-based one on a CPU.
 - Every random draw is a function of (seed, epoch, batch), so a run restored from a checkpoint
   takes exactly the same path as an uninterrupted one.
 """
@@ -320,7 +321,9 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     # ---- the jitted chunk of steps
     # Large arrays (interactions, feature tables, the sampler) are arguments, not closure
     # constants, so they are not baked into the compiled program.
-    device_data = dict(positives=positives, users=user_table, items=item_table, sampler=sampler)
+    device_data = dict(
+        positives=positives, users=user_table, items=item_table, sampler=sampler, key=base_key
+    )
 
     def one_step(carry, xs, dd):
         params, opt_state = carry
@@ -360,8 +363,23 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
         params = optax.apply_updates(params, updates)
         return (params, opt_state), loss
 
-    def run_chunk(params, opt_state, xs, dd):
+    ragged = num_chunks * per_dispatch > num_batches
+
+    def run_chunk(params, opt_state, rows, epoch, chunk, dd):
+        """``rows``: (per_dispatch, B) positions into the training arrays, -1 = padding."""
+        # One key per step, derived on the device from (seed, epoch, chunk): no key arrays to
+        # build and transfer per epoch.
+        chunk_key = jax.random.fold_in(jax.random.fold_in(dd["key"], epoch), chunk)
+        step_index = chunk * per_dispatch + jnp.arange(per_dispatch)
+        xs = dict(
+            rows=rows,
+            key=jax.random.split(chunk_key, per_dispatch),
+            has_batch=step_index < num_batches,
+        )
+
         def step(carry, x):
+            if not ragged:
+                return one_step(carry, x, dd)
             # A chunk may end with empty batches (when the epoch's batches do not divide evenly
             # into chunks); cond skips them without compiling a second, shorter chunk.
             return jax.lax.cond(
@@ -376,27 +394,23 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
 
     run_chunk = jax.jit(run_chunk, donate_argnums=(0, 1))
 
-    @jax.jit
-    def epoch_plan(epoch):
-        """Per chunk and step: the batch's rows (-1 = padding), a key, and whether it exists."""
-        key = jax.random.fold_in(base_key, epoch)
-        perm_key, step_key = jax.random.split(key)
-        perm = jax.random.permutation(perm_key, len(train)).astype(jnp.int32)
-        total = num_chunks * per_dispatch * batch_size
-        perm = jnp.concatenate([perm, jnp.full((total - len(train),), -1, jnp.int32)])
-        shape = (num_chunks, per_dispatch)
-        keys = jax.random.split(step_key, num_chunks * per_dispatch)
-        return dict(
-            rows=perm.reshape(*shape, batch_size),
-            key=keys.reshape(*shape, *keys.shape[1:]),
-            has_batch=(jnp.arange(num_chunks * per_dispatch) < num_batches).reshape(shape),
-        )
+    padded_rows = num_chunks * per_dispatch * batch_size
+
+    def epoch_rows(epoch: int) -> np.ndarray:
+        """(num_chunks, per_dispatch, B) int32 shuffled training rows of an epoch, -1 = padding.
+
+        Shuffled on the host: numpy permutes MovieLens' 49k rows in ~0.5 ms, while
+        ``jax.random.permutation`` (sort-based) took ~15 ms on this CPU, a third of an epoch.
+        """
+        rng = np.random.default_rng([int(config.seed), epoch])
+        rows = np.full(padded_rows, -1, np.int32)
+        rows[: len(train)] = rng.permutation(len(train))
+        return rows.reshape(num_chunks, per_dispatch, batch_size)
 
     # Compile ahead of time, so the compile cost is measured apart from training throughput.
     t0 = time.time()
-    first_plan = epoch_plan(resume_epoch)
     run_chunk = run_chunk.lower(
-        params, opt_state, jax.tree.map(lambda a: a[0], first_plan), device_data
+        params, opt_state, epoch_rows(resume_epoch)[0], np.int32(0), np.int32(0), device_data
     ).compile()
     compile_s = time.time() - t0
 
@@ -492,11 +506,12 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
         if stopper is not None and stopper.stopped:
             break
         t0 = time.time()
-        plan = epoch_plan(epoch)
+        rows = epoch_rows(epoch)
         epoch_losses = []
         for c in range(num_chunks):
-            xs = jax.tree.map(lambda a, c=c: a[c], plan)
-            params, opt_state, chunk_losses = run_chunk(params, opt_state, xs, device_data)
+            params, opt_state, chunk_losses = run_chunk(
+                params, opt_state, rows[c], np.int32(epoch), np.int32(c), device_data
+            )
             epoch_losses.append(chunk_losses)
         chunk_losses = np.concatenate([np.asarray(x) for x in epoch_losses])[:num_batches]
         train_time += time.time() - t0

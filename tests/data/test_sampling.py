@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from hybridrec import Interactions
-from hybridrec.data.sampling import NegativeSampler, PositiveIndex, SamplingError, _quantise
+from hybridrec.data.sampling import (
+    NegativeSampler,
+    PositiveIndex,
+    SamplingError,
+    _mul_high,
+    _quantise,
+    uniform_below,
+)
 
 
 def _positive_sets(data: Interactions) -> list[set]:
@@ -75,11 +82,22 @@ _SAMPLE = jax.jit(
 )
 
 
+def _exact_sampler(data: Interactions, dense: bool) -> NegativeSampler:
+    """The exact sampler with the dense rank-to-item table (``dense``) or the CSR bisection."""
+    sampler = NegativeSampler.from_interactions(data, kind="uniform_exact")
+    if not dense:
+        index = PositiveIndex.from_interactions(data, dense_limit_bytes=0)
+        sampler = sampler.replace(positives=index)
+    assert (sampler.positives.negatives is not None) == dense
+    return sampler
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense-table", "bisection"])
 @settings(max_examples=40, deadline=None)
 @given(positives=_csr_cases(), seed=st.integers(0, 2**31 - 1))
-def test_exact_negatives_are_never_positive_and_distinct(positives, seed):
+def test_exact_negatives_are_never_positive_and_distinct(dense, positives, seed):
     data = _from_sets(positives, NUM_ITEMS)
-    sampler = NegativeSampler.from_interactions(data, kind="uniform_exact")
+    sampler = _exact_sampler(data, dense)
     assert sampler.positives.max_positives == CAPACITY and len(data.csr.data) == 91
     user_ids = jnp.tile(jnp.arange(data.num_users, dtype=jnp.int32), 8)
     negatives = np.asarray(_SAMPLE(sampler, jax.random.key(seed), user_ids, K))
@@ -91,11 +109,14 @@ def test_exact_negatives_are_never_positive_and_distinct(positives, seed):
         assert row.min() >= 0 and row.max() < NUM_ITEMS
 
 
+@pytest.mark.parametrize("limit", [2**20, 0], ids=["dense-table", "bisection"])
 @settings(max_examples=40, deadline=None)
 @given(positives=_csr_cases())
-def test_positive_index_queries_match_brute_force(positives):
+def test_positive_index_queries_match_brute_force(limit, positives):
     data = _from_sets(positives, NUM_ITEMS)
-    contains, nth = map(np.asarray, _queries(PositiveIndex.from_interactions(data)))
+    index = PositiveIndex.from_interactions(data, dense_limit_bytes=limit)
+    assert (index.negatives is not None) == (limit > 0)
+    contains, nth = map(np.asarray, _queries(index))
     for u, reference in enumerate(_positive_sets(data)):
         expected = [i in reference for i in range(NUM_ITEMS)]
         np.testing.assert_array_equal(contains[u], expected)
@@ -110,11 +131,12 @@ def _assert_deterministic(sampler, user_ids, k, negatives, key=0):
     assert not np.array_equal(_SAMPLE(sampler, jax.random.key(key + 100), user_ids, k), negatives)
 
 
-def test_exact_sampling_is_uniform_over_allowed_items_and_subsets():
+@pytest.mark.parametrize("dense", [True, False], ids=["dense-table", "bisection"])
+def test_exact_sampling_is_uniform_over_allowed_items_and_subsets(dense):
     num_items = 12
     positives = [[0, 3, 4, 5, 9, 11]]  # allowed: 1, 2, 6, 7, 8, 10
     allowed = [1, 2, 6, 7, 8, 10]
-    sampler = NegativeSampler.from_interactions(_from_sets(positives, num_items))
+    sampler = _exact_sampler(_from_sets(positives, num_items), dense)
     draws = 30_000
     user_ids = jnp.zeros(draws, jnp.int32)
     negatives = np.asarray(_SAMPLE(sampler, jax.random.key(0), user_ids, 2))
@@ -128,6 +150,26 @@ def test_exact_sampling_is_uniform_over_allowed_items_and_subsets():
     pairs = {p: i for i, p in enumerate(itertools.combinations(allowed, 2))}
     codes = [pairs[tuple(sorted(row))] for row in negatives.tolist()]
     assert stats.chisquare(np.bincount(codes, minlength=len(pairs))).pvalue > 1e-3
+
+
+def test_mul_high_is_the_exact_high_word_of_the_64_bit_product():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2**32, 100_000, dtype=np.uint64)
+    n = rng.integers(1, 2**31, 100_000, dtype=np.uint64)
+    edges = np.array([0, 1, 2**16 - 1, 2**16, 2**31 - 1, 2**32 - 1], np.uint64)
+    x = np.concatenate([x, np.repeat(edges, len(edges))])
+    n = np.concatenate([n, np.tile(np.maximum(edges, 1) & np.uint64(2**31 - 1), len(edges))])
+    got = np.asarray(_mul_high(jnp.asarray(x.astype(np.uint32)), jnp.asarray(n.astype(np.uint32))))
+    np.testing.assert_array_equal(got.astype(np.uint64), (x * n) >> np.uint64(32))
+
+
+def test_uniform_below_is_uniform_per_row_bound():
+    upper = jnp.array([[1], [7], [1682]], jnp.int32)
+    draws = np.asarray(uniform_below(jax.random.key(3), (3, 60_000), upper))
+    assert draws.dtype == np.int32 and (draws[0] == 0).all()
+    for row, n in zip(draws[1:], (7, 1682)):
+        assert row.min() == 0 and row.max() == n - 1
+        assert stats.chisquare(np.bincount(row, minlength=n)).pvalue > 1e-3
 
 
 def test_popularity_frequencies_follow_count_power_alpha():
