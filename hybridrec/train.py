@@ -280,12 +280,8 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     else:
         opt = build_optimizer(config.optimizer, params, total_steps)
         opt_state = opt.tx.init(params)
-    plateau = (
-        ReduceOnPlateau(**config.optimizer.plateau) if config.optimizer.get("plateau") else None
-    )
-    stopper = (
-        _EarlyStopping(**config.eval.early_stopping) if config.eval.get("early_stopping") else None
-    )
+    plateau = _watcher(ReduceOnPlateau, config.optimizer.get("plateau"))
+    stopper = _watcher(_EarlyStopping, config.eval.get("early_stopping"))
     loss_fn, loss_kind = make_loss_fn(config, num_items)
     needs_negatives = loss_kind in ("pairwise", "sampled_softmax")
     credit_field = (tc.get("metadata_credit") or {}).get("field")
@@ -653,6 +649,17 @@ def _fit_baseline(
     if per_user:
         np.savez_compressed(os.path.join(workdir, "per_user.npz"), **per_user)
     return final
+
+
+def _watcher(cls, options):
+    """``cls(**options)``, or None when ``options`` is None or its ``metric`` is unset.
+
+    The configs keep the watchers' fields with ``metric=None`` (off), so that a run can switch
+    one on from the command line (``--config.eval.early_stopping.metric=val/ndcg@10``).
+    """
+    if not options or options.get("metric") is None:
+        return None
+    return cls(**options)
 
 
 @dataclasses.dataclass

@@ -102,7 +102,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         dense=dict(name="adam", learning_rate=1e-3),
         schedule=dict(name="cosine"),
         clip_norm=placeholder(float),
-        plateau=None,  # e.g. dict(metric="val/collie_map@10", mode="max", factor=0.1, patience=1)
+        # Reduce-on-plateau, off while metric is None (e.g. "val/collie_map@10").
+        plateau=dict(metric=placeholder(str), mode="max", factor=0.1, patience=1),
     )
 
     # Evals
@@ -113,7 +114,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         mode="both",  # filtered and Collie-compatible
         segments=(),
         batch_size=1024,
-        early_stopping=None,
+        # Off while metric is None (e.g. "val/ndcg@10"); patience counts evaluations.
+        early_stopping=dict(metric=placeholder(str), mode="max", patience=3),
         ratings=False,  # RMSE/MAE instead of ranking (explicit ratings)
         pair_auc=False,  # ROC-AUC / PR of held-out pairs vs. random pairs (item-pair task)
     )

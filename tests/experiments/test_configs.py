@@ -159,6 +159,28 @@ def test_cli_misspelt_override_fails_clearly(tmp_path):
     assert not (tmp_path / "metrics.json").exists()
 
 
+def test_cli_switches_on_plateau_and_early_stopping(tmp_path):
+    # Both watchers are off in hybrid.py (metric None) and switched on by one dotted override.
+    result = _cli(
+        "--config", "hybrid.py:smoke", "--config.train.num_epochs=1", "--workdir", str(tmp_path),
+        "--config.optimizer.plateau.metric=val/ndcg@10",
+        "--config.eval.early_stopping.metric=val/recall@10",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["optimizer"]["plateau"]["metric"] == "val/ndcg@10"
+    assert config["eval"]["early_stopping"]["metric"] == "val/recall@10"
+    from hybridrec.optim import ReduceOnPlateau
+    from hybridrec.train import _EarlyStopping, _watcher
+
+    assert isinstance(_watcher(ReduceOnPlateau, config["optimizer"]["plateau"]), ReduceOnPlateau)
+    stopper = _watcher(_EarlyStopping, config["eval"]["early_stopping"])
+    assert stopper.metric == "val/recall@10" and stopper.patience == 3
+    defaults = _module("hybrid").get_config()
+    assert _watcher(ReduceOnPlateau, defaults.optimizer.plateau) is None
+    assert _watcher(_EarlyStopping, defaults.eval.early_stopping) is None
+
+
 @pytest.mark.slow
 def test_cli_runs_and_resumes(tmp_path):
     workdir = tmp_path / "run"
