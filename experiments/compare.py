@@ -182,7 +182,12 @@ def read_events(run_dir: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[
             add(event.step, event.wall_time, tag, tensor_util.make_ndarray(event.tensor_proto))
 
     hparams: dict[str, Any] = {}
-    content = acc.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+    # Event files written without hparams (another tool's, or a run killed before it logged
+    # them) have no hparams plugin at all, and EventAccumulator raises KeyError for it.
+    try:
+        content = acc.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+    except KeyError:
+        content = {}
     if hparams_metadata.SESSION_START_INFO_TAG in content:
         info = hparams_metadata.parse_session_start_info_plugin_data(
             content[hparams_metadata.SESSION_START_INFO_TAG]

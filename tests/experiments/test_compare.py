@@ -159,6 +159,16 @@ def test_fallback_to_tensorboard_events_for_interrupted_run(runs):
     assert "model.name" not in df.columns and "data.dataset" in df.columns
 
 
+def test_events_without_hparams_read_with_empty_hparams(runs):
+    # Killed before the hparams were logged (or written by another tool): scalars only.
+    _make_run(runs / "bare", {}, {2: 0.11, 4: 0.2}, keep_jsonl=False, keep_config=False)
+    records, hparams = compare.read_events(runs / "bare")
+    assert hparams == {}
+    assert [r["step"] for r in records] == [2, 4]
+    assert records[-1]["val/ndcg@10"] == pytest.approx(0.2)
+    assert compare.load_run(runs / "bare")["metrics"]["val/ndcg@10"] == pytest.approx(0.2)
+
+
 def test_interrupted_run_with_jsonl_uses_its_last_values(runs):
     _make_run(runs / "partial", _config(dim=16), {2: 0.07, 4: 0.09})
     run = compare.load_run(runs / "partial")
