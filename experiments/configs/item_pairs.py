@@ -11,11 +11,11 @@ Evaluation: full ranking of the related products per query, plus ``val/pair_auc`
 ``val/pair_average_precision``: held-out pairs against as many random pairs, as in Eugene Yan's
 product-pair baseline, with ROC / PR curves under ``plots/``.
 
-Split: a random 10% of the pair rows (seed 42). Both directions of a pair are stored, so the
-mirror (b, a) of a held-out (a, b) may be in training: the pair-level split of
-``amazon.pair_split_labels`` is not reachable from a config yet. The ``cold`` variant holds out
-10% of the products as items instead (every row *to* a held-out product; their own query rows
-stay in training), scored from metadata only.
+Split: 10% of the undirected pairs (seed 42; ``splits.item_pair_split``). Both directions of a
+pair are stored, and both go to the same side: a row-level split would leave the mirror (b, a)
+of a held-out (a, b) in training. The ``cold`` variant holds out 10% of the products as items
+instead (every row *to* a held-out product; their own query rows stay in training, since query
+products have only an ID tower), scored from metadata only.
 
 By default it runs on the synthetic products flavour (same columns; 3,000 products); for a real
 McAuley metadata file::
@@ -27,10 +27,10 @@ Command (from the repository root)::
 
     python -m experiments.run --config item_pairs.py
 
-Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 27 s for the command
-on the synthetic data (22 s inside ``train_and_evaluate``). Measured (seed 0, 5 epochs):
-val/pair_auc 0.8167, pair_average_precision 0.8104, ndcg@10 0.0967, auc 0.8346 (filtered);
-``:bpr`` pair_auc 0.8019, ndcg@10 0.0512; ``:cold`` pair_auc 0.7744, cold_items/auc 0.7709.
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 29 s for the command
+on the synthetic data (23 s inside ``train_and_evaluate``). Measured (seed 0, 5 epochs):
+val/pair_auc 0.8202, pair_average_precision 0.8109, ndcg@10 0.0949, auc 0.8355 (filtered);
+``:bpr`` pair_auc 0.8075, ndcg@10 0.0455; ``:cold`` pair_auc 0.7673, cold_items/auc 0.7644.
 Variants: ``bpr`` (BPR over the popularity negatives instead of the sampled softmax), ``cold``,
 ``smoke`` (tiny synthetic products, for tests).
 """
@@ -54,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         flavour="products", num_items=3000, num_interactions=40_000, seed=0
     )
     config.data.implicit_threshold = None  # graded weights, no ratings
-    config.split = dict(name="random", test_p=0.1, seed=42)
+    config.split = dict(name="item_pairs", test_p=0.1, seed=42)
     if "cold" in variants:
         config.split = dict(name="cold_items", test_p=0.1, seed=42)
         config.eval.segments = ("cold_items",)
@@ -92,5 +92,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if "smoke" in variants:
         _variants.smoke(config, flavour="products")
         config.features.schema = "amazon-products"
-        config.split = dict(name="random", test_p=0.2, seed=0)
+        config.split = dict(name="item_pairs", test_p=0.2, seed=0)
     return config

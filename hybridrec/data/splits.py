@@ -46,6 +46,7 @@ __all__ = [
     "SPLITS",
     "cold_item_split",
     "cold_user_split",
+    "item_pair_split",
     "make_split",
     "random_split",
     "split_from_column",
@@ -550,6 +551,83 @@ def cold_user_split(
     return _cold_split(interactions, test_p, val_p, seed, "user")
 
 
+# ---------------------------------------------------------------------------- item pairs
+def item_pair_parts(
+    interactions: Interactions, test_p: float, val_p: float, by: str, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row parts (0 train, 1 val, 2 test) of an item-pair split, and the held-out products.
+
+    See ``item_pair_split``; ``amazon.pair_split_labels`` uses the same draw.
+    """
+    _check_nonempty(interactions, what)
+    _check_probabilities(test_p, val_p, what)
+    seed = _check_seed(seed, what)
+    if by not in ("pair", "product"):
+        raise SplitError(f"{what}: by must be 'pair' or 'product', got {by!r}")
+    if interactions.num_users != interactions.num_items:
+        raise SplitError(
+            f"{what}: item pairs need queries and items in one ID space; got "
+            f"{interactions.num_users} users and {interactions.num_items} items"
+        )
+    users = interactions.user_ids.astype(np.int64)
+    items = interactions.item_ids.astype(np.int64)
+    if by == "pair":
+        # One unit per undirected pair: (a, b) and (b, a) share min(a, b), max(a, b).
+        groups = np.minimum(users, items) * interactions.num_items + np.maximum(users, items)
+        units, unit_of_row = np.unique(groups, return_inverse=True)
+    else:
+        counts = interactions.user_counts() + interactions.item_counts()
+        units = np.flatnonzero(counts)
+    n_test = math.ceil(test_p * len(units))
+    n_val = math.ceil(val_p * len(units)) if val_p > 0 else 0
+    if n_test + n_val >= len(units):
+        raise SplitError(
+            f"{what}: holding out {n_test} + {n_val} of {len(units)} {by}s leaves none for training"
+        )
+    order = np.random.default_rng(seed).permutation(len(units))
+    part = np.zeros(len(units), np.int8)
+    part[order[:n_test]] = 2
+    part[order[n_test : n_test + n_val]] = 1
+    if by == "pair":
+        return part[unit_of_row], np.zeros(0, np.int64)
+    product_part = np.zeros(interactions.num_items, np.int8)
+    product_part[units] = part
+    # The stricter side decides: test beats validation beats training.
+    row_part = np.maximum(product_part[users], product_part[items])
+    return row_part, np.sort(units[order[: n_test + n_val]])
+
+
+def item_pair_split(
+    interactions: Interactions,
+    test_p: float = 0.2,
+    val_p: float = 0.0,
+    by: str = "pair",
+    seed: int = 0,
+) -> Split:
+    """Splits item-pair interactions without separating the two directions of a pair.
+
+    For item-to-item data (Amazon's related products: queries and items are the same products,
+    both directions stored), a row-level split leaks: (a, b) in training gives away the held-out
+    (b, a).
+
+    Args:
+      interactions: (N,) pairs with queries and items in one ID space.
+      test_p, val_p: fraction of undirected pairs (``by="pair"``) or of products with a pair
+        (``by="product"``) held out; rounded up, as sklearn does.
+      by: ``"pair"``: undirected pairs are shuffled and assigned, both rows together (held-out
+        links between warm products). ``"product"``: held-out products appear in no training row
+        (every row with a test product on either side is test, else with a validation product is
+        validation); they are the split's ``cold_items`` and ``cold_users``.
+      seed: seed of the shuffle.
+
+    Returns:
+      A ``Split``; ``val`` is None when ``val_p == 0``.
+    """
+    part, held_out = item_pair_parts(interactions, test_p, val_p, by, seed, "item_pair_split")
+    cold = dict(cold_items=held_out, cold_users=held_out) if by == "product" else {}
+    return _parts(interactions, part, with_val=val_p > 0, **cold)
+
+
 # ---------------------------------------------------------------------------- bring your own
 def split_from_column(
     interactions: Interactions,
@@ -614,6 +692,7 @@ SPLITS: dict[str, Callable[..., Split]] = {
     "cold_items": cold_item_split,
     "cold_users": cold_user_split,
     "column": split_from_column,
+    "item_pairs": item_pair_split,
 }
 
 

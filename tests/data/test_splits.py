@@ -394,3 +394,48 @@ def test_stable_argsort_matches_numpy(high):
 
     keys = np.random.default_rng(0).integers(-high, high, 1000)
     np.testing.assert_array_equal(_stable_argsort(keys), np.argsort(keys, kind="stable"))
+
+
+def _item_pairs(num_products=40, num_links=150, seed=0) -> Interactions:
+    """Undirected product links stored in both directions, in one ID space."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, num_products, (2, num_links))
+    keep = a != b
+    users = np.concatenate([a[keep], b[keep]]).astype(np.int32)
+    items = np.concatenate([b[keep], a[keep]]).astype(np.int32)
+    return Interactions.from_arrays(users, items, num_users=num_products, num_items=num_products)
+
+
+def test_item_pair_split_keeps_both_directions_of_a_pair_together():
+    x = _item_pairs()
+    split = make_split(x, {"name": "item_pairs", "test_p": 0.2, "val_p": 0.1, "seed": 1})
+    side = {}
+    for part, data in (("train", split.train), ("val", split.val), ("test", split.test)):
+        for u, i in zip(data.user_ids.tolist(), data.item_ids.tolist()):
+            side.setdefault(frozenset((u, i)), set()).add(part)
+    assert all(len(parts) == 1 for parts in side.values()), "a pair was split across parts"
+    links = {frozenset(p) for p in zip(x.user_ids.tolist(), x.item_ids.tolist())}
+    counts = {p: sum(parts == {p} for parts in side.values()) for p in ("val", "test")}
+    assert counts == {"test": int(np.ceil(0.2 * len(links))), "val": int(np.ceil(0.1 * len(links)))}
+    assert split.cold_items is None and len(split.train) + len(split.val) + len(split.test) == len(
+        x
+    )
+
+
+def test_item_pair_split_by_product_holds_products_out_of_training():
+    x = _item_pairs()
+    split = make_split(x, "item_pairs", test_p=0.2, by="product", seed=2)
+    held = set(split.cold_items.tolist())
+    present = np.flatnonzero(x.user_counts() + x.item_counts())
+    assert len(held) == int(np.ceil(0.2 * len(present)))
+    np.testing.assert_array_equal(split.cold_users, split.cold_items)
+    assert not held & (set(split.train.user_ids.tolist()) | set(split.train.item_ids.tolist()))
+    touching = np.isin(x.user_ids, list(held)) | np.isin(x.item_ids, list(held))
+    assert len(split.test) == touching.sum()
+
+
+def test_item_pair_split_needs_one_id_space():
+    with pytest.raises(SplitError, match="one ID space; got 30 users and 25 items"):
+        make_split(_data(), "item_pairs", test_p=0.2)
+    with pytest.raises(SplitError, match="by must be 'pair' or 'product'"):
+        make_split(_item_pairs(), "item_pairs", test_p=0.2, by="user")

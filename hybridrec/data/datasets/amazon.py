@@ -47,6 +47,7 @@ import pandas as pd
 from hybridrec.data.datasets import _cache
 from hybridrec.data.datasets._base import Dataset
 from hybridrec.data.interactions import IdMap, Interactions
+from hybridrec.data.splits import SplitError, item_pair_parts
 
 __all__ = [
     "AMAZON_CATEGORIES",
@@ -575,36 +576,8 @@ def pair_split_labels(
     Raises:
       AmazonMetadataError: bad fractions or ``by``, or nothing left for training.
     """
-    if by not in ("pair", "product"):
-        raise AmazonMetadataError(f"by must be 'pair' or 'product', got {by!r}")
-    if not (0 < test_p < 1) or not (0 <= val_p < 1) or test_p + val_p >= 1:
-        raise AmazonMetadataError(
-            f"need 0 < test_p < 1, 0 <= val_p < 1 and test_p + val_p < 1; got {test_p}, {val_p}"
-        )
-    rng = np.random.default_rng(seed)
-    if by == "pair":
-        groups = pair_groups(interactions)
-        units, unit_of_row = np.unique(groups, return_inverse=True)
-    else:
-        counts = interactions.user_counts() + interactions.item_counts()
-        units = np.flatnonzero(counts)
-    n_test = math.ceil(test_p * len(units))
-    n_val = math.ceil(val_p * len(units)) if val_p > 0 else 0
-    if n_test + n_val >= len(units):
-        raise AmazonMetadataError(
-            f"holding out {n_test} + {n_val} of {len(units)} {by}s leaves none for training"
-        )
-    order = rng.permutation(len(units))
-    part = np.zeros(len(units), np.int8)  # 0 train, 1 val, 2 test
-    part[order[:n_test]] = 2
-    part[order[n_test : n_test + n_val]] = 1
-    if by == "pair":
-        row_part = part[unit_of_row]
-    else:
-        product_part = np.zeros(interactions.num_items, np.int8)
-        product_part[units] = part
-        # The stricter side decides: test beats validation beats training.
-        row_part = np.maximum(
-            product_part[interactions.user_ids], product_part[interactions.item_ids]
-        )
+    try:
+        row_part, _ = item_pair_parts(interactions, test_p, val_p, by, seed, "pair_split_labels")
+    except SplitError as error:
+        raise AmazonMetadataError(str(error)) from None
     return np.array(["train", "val", "test"], dtype=object)[row_part]
