@@ -49,6 +49,7 @@ import pandas as pd
 import scipy.sparse as sp
 from flax import nnx
 
+from hybridrec.data import history
 from hybridrec.data.features import FeatureEncoder
 from hybridrec.data.interactions import IdMap
 
@@ -125,6 +126,7 @@ def load(workdir: str | os.PathLike, *, step: int | None = None) -> TrainedModel
         train=types.SimpleNamespace(num_users=num_users, num_items=num_items),
         user_features=side("user"),
         item_features=side("item"),
+        user_table=user_table,
     )
     # Built abstractly (shapes only): initialising the tables for real would compile every
     # initializer, ~8 s for the hybrid model, only to overwrite them with the checkpoint.
@@ -208,6 +210,11 @@ def _entity_table(entities: Mapping[str, np.ndarray], entity: str) -> dict[str, 
     prefix = f"{entity}:"
     table.update({k[len(prefix) :]: v for k, v in entities.items() if k.startswith(prefix)})
     return table
+
+
+def _is_sequence(value: Any) -> bool:
+    """A list of raw IDs (not one raw ID: strings are sequences too)."""
+    return isinstance(value, list | tuple | np.ndarray | pd.Series)
 
 
 def _next_pow2(n: int) -> int:
@@ -537,7 +544,10 @@ class TrainedModel:
 
     # ------------------------------------------------------------------ cold start
     def encode_new(
-        self, entity: str, metadata: Mapping[str, Any] | pd.DataFrame | Sequence[Mapping]
+        self,
+        entity: str,
+        metadata: Mapping[str, Any] | pd.DataFrame | Sequence[Mapping],
+        items: Sequence[Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """A cold entity batch from raw metadata: encoded features, ``known=0``.
 
@@ -549,6 +559,8 @@ class TrainedModel:
           metadata: one entity as a dict of raw column values (every schema column of that
             entity; ``None`` / ``[]`` / ``""`` for a missing value), or several as a DataFrame
             or a list of dicts.
+          items: for a model with a ``history`` user tower, raw IDs of catalogue items the new
+            user interacted with (one user), or one such sequence per user; None: no history.
 
         Returns:
           Entity batch with leading dim n (1 for a dict). ``unknown_counts`` is updated with the
@@ -585,10 +597,32 @@ class TrainedModel:
             )
         n = features.num_entities
         batch = {k: np.asarray(v) for k, v in features.arrays.items()}
+        if entity == "user" and history.IDS in self._user_table:
+            batch.update(self._history_rows(items, n))
+        elif items is not None:
+            raise ServingError("items= is for models with a history user tower; this one has none")
         # Any valid index: with known=0 the ID rows are multiplied by zero.
         batch["ids"] = np.zeros(n, np.int32)
         batch["known"] = np.zeros(n, np.float32)
         return batch
+
+    def _history_rows(self, items: Sequence[Any] | None, n: int) -> dict[str, np.ndarray]:
+        """``history/ids`` and ``history/weights`` rows for ``n`` new users (see ``encode_new``)."""
+        width = self._user_table[history.IDS].shape[1]
+        if items is None:
+            per_user: list = [[]] * n
+        elif n == 1 and not (len(items) and _is_sequence(items[0])):
+            per_user = [items]
+        else:
+            per_user = list(items)
+        if len(per_user) != n:
+            raise ServingError(f"items= has {len(per_user)} histories for {n} new users")
+        ids = np.zeros((n, width), np.int32)
+        for row, raw in enumerate(per_user):
+            index = np.unique(self.item_map.to_index(list(raw))) if len(raw) else []
+            # Beyond the trained width, keep the first ones (the tower's table has every item).
+            ids[row, : min(len(index), width)] = np.asarray(index, np.int32)[:width] + 1
+        return {history.IDS: ids, history.WEIGHTS: (ids > 0).astype(np.float32)}
 
     def score_new_item(self, metadata: Mapping[str, Any], user_ids: Any = None) -> np.ndarray:
         """Scores a new item, given only its raw metadata, for users (no retraining).
@@ -605,18 +639,26 @@ class TrainedModel:
         users = self._user_table if user_ids is None else self.user_batch(user_ids)
         return self._score_batches(users, items)[:, 0]
 
-    def recommend_for_new_user(self, metadata: Mapping[str, Any], k: int = 10) -> pd.DataFrame:
+    def recommend_for_new_user(
+        self, metadata: Mapping[str, Any], k: int = 10, items: Sequence[Any] | None = None
+    ) -> pd.DataFrame:
         """The top ``k`` items for a new user described only by raw metadata.
 
         Args:
           metadata: the user's raw metadata, e.g. ``{"age": 31.0, "gender": "F", ...}``.
           k: how many items.
+          items: raw IDs of items the user interacted with, for a model with a ``history``
+            user tower (they are then not recommended again); None: none.
 
         Returns:
           DataFrame as ``recommend``: ``item_id``, ``score``, ``name`` if any.
         """
-        users = self.encode_new("user", metadata)
-        return self._top_items(self._score_batches(users, self._item_table)[0], k)
+        users = self.encode_new("user", metadata, items=items)
+        scores = self._score_batches(users, self._item_table)[0]
+        if items is not None and len(items):
+            scores = scores.copy()
+            scores[self.item_map.to_index(list(items))] = -np.inf
+        return self._top_items(scores, k)
 
     def similar_items_to_new(self, metadata: Mapping[str, Any], k: int = 10) -> pd.DataFrame:
         """Catalogue items most similar (cosine of item vectors) to a new item's metadata.

@@ -35,6 +35,7 @@ from flax import nnx
 
 from hybridrec import evaluation, losses, models, sparse
 from hybridrec.checkpoint import Checkpointer
+from hybridrec.data import history as history_lib
 from hybridrec.data import splits
 from hybridrec.data.datasets import Dataset, load_dataset
 from hybridrec.data.features import EntityFeatures, FeatureEncoder
@@ -118,6 +119,13 @@ def prepare_data(config: ml_collections.ConfigDict) -> ExperimentData:
         encoded = encoder.transform_dataset(dataset)
         item_features, user_features = encoded.get("item"), encoded.get("user")
     user_table = _entity_table(interactions.num_users, split.train.user_counts(), user_features)
+    if config.features.get("user_history"):
+        # Each user's training items, for the ``history`` tower (hybridrec.data.history).
+        user_table.update(
+            history_lib.history_arrays(
+                split.train, config.features.get("history_max_items"), seed=int(config.seed)
+            )
+        )
     item_table = _entity_table(interactions.num_items, split.train.item_counts(), item_features)
     return ExperimentData(
         dataset=dataset,
@@ -143,11 +151,15 @@ def build_model(config: ml_collections.ConfigDict, data: ExperimentData) -> mode
     """Builds ``config.model`` for the data's ID spaces and feature fields."""
     options = dict(config.model)
     name = options.pop("name")
+    user_info = dict(data.user_features.fields) if data.user_features is not None else {}
+    if history_lib.IDS in data.user_table:
+        width = data.user_table[history_lib.IDS].shape[1]
+        user_info[history_lib.FIELD] = history_lib.field_info(data.train.num_items, width)
     context = dict(
         num_users=data.train.num_users,
         num_items=data.train.num_items,
         rngs=nnx.Rngs(params=config.seed),
-        user_features_info=data.user_features.fields if data.user_features is not None else {},
+        user_features_info=user_info,
         item_features_info=data.item_features.fields if data.item_features is not None else {},
     )
     return models.build(name, context=context, **options)
@@ -317,8 +329,18 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     # ---- the jitted chunk of steps
     # Large arrays (interactions, feature tables, the sampler) are arguments, not closure
     # constants, so they are not baked into the compiled program.
+    # Only the arrays the model reads are gathered per step (a feature the model does not use,
+    # or a wide history, would otherwise be copied for every batch).
+    user_keys = {"ids", "known", *model.user_reads}
+    item_keys = {"ids", "known", *model.item_reads}
+    if credit_field:
+        item_keys.add(f"{credit_field}/ids")
     device_data = dict(
-        positives=positives, users=user_table, items=item_table, sampler=sampler, key=base_key
+        positives=positives,
+        users={k: v for k, v in user_table.items() if k in user_keys},
+        items={k: v for k, v in item_table.items() if k in item_keys},
+        sampler=sampler,
+        key=base_key,
     )
 
     def one_step(carry, xs, dd):
@@ -330,6 +352,9 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
         batch["weights"] = batch["weights"] * valid
         neg_key, model_key = jax.random.split(xs["key"])
         users = _gather(dd["users"], batch["user_ids"])
+        if history_lib.IDS in users:
+            # Leave-one-out history: predict the positive from the user's other items.
+            users = history_lib.mask_target(users, batch["item_ids"])
         pos_items = _gather(dd["items"], batch["item_ids"])
         if loss_kind == "full_softmax":
             neg_items = dd["items"]

@@ -188,14 +188,43 @@ def test_unknown_category_values_are_counted(run, trained):
         trained.score_new_item({k: v for k, v in new.items() if k != "freebase"})
 
 
+def _no_history(batch):
+    return {**batch, "history/weights": np.zeros_like(batch["history/weights"])}
+
+
 def test_recommend_for_new_user_matches_brute_force(run, trained):
     raw = trained.user_ids[6]
     new = _raw_metadata(run.data.dataset.user_metadata, raw, USER_COLUMNS)
     result = trained.recommend_for_new_user(new, k=5)
-    reference = _brute_scores(trained, _cold(trained.user_batch([raw])), _all_items(trained))[0]
+    # A new user has no ID row and, without items=, no history.
+    cold = _no_history(_cold(trained.user_batch([raw])))
+    reference = _brute_scores(trained, cold, _all_items(trained))[0]
     top = np.argsort(-reference, kind="stable")[:5]
     np.testing.assert_array_equal(result["item_id"], trained.item_ids[top])
     np.testing.assert_allclose(result["score"], reference[top], rtol=1e-5, atol=1e-5)
+
+
+def test_new_user_with_items_is_scored_from_that_history(run, trained):
+    # hybrid.py's history tower: a new user who names the items a training user has is scored
+    # as that user without the ID row, and the named items are not recommended again.
+    assert "history/ids" in trained.model.user_reads
+    raw = trained.user_ids[6]
+    batch = trained.user_batch([raw])
+    history = batch["history/ids"][0]
+    items = trained.item_ids[history[history > 0] - 1]
+    assert len(items) > 0
+    new = _raw_metadata(run.data.dataset.user_metadata, raw, USER_COLUMNS)
+    result = trained.recommend_for_new_user(new, k=5, items=list(items))
+    reference = _brute_scores(trained, _cold(batch), _all_items(trained))[0].copy()
+    reference[history[history > 0] - 1] = -np.inf
+    top = np.argsort(-reference, kind="stable")[:5]
+    np.testing.assert_array_equal(result["item_id"], trained.item_ids[top])
+    np.testing.assert_allclose(result["score"], reference[top], rtol=1e-5, atol=1e-5)
+    assert not set(result["item_id"]) & set(items)
+    # The history changes the scores (the tower is trained and read).
+    assert not np.allclose(trained.recommend_for_new_user(new, k=5)["score"], result["score"])
+    with pytest.raises(KeyError):
+        trained.recommend_for_new_user(new, items=["no-such-item"])
 
 
 @pytest.mark.parametrize("fmt", ["npz", "parquet"])

@@ -549,6 +549,24 @@ def test_every_model_beats_popularity_on_planted_tastes(name, popularity_metrics
 
 
 @pytest.mark.slow
+def test_history_tower_alone_learns_tastes(popularity_metrics, tmp_path):
+    # Users represented only by their (leave-one-out) training items: no user ID, no user bias.
+    model = dict(
+        name="hybrid",
+        embedding_dim=16,
+        user_bias=False,
+        user_towers=dict(history=dict(tower="history", field="history")),
+    )
+    config = signal_config(model, split=STRATIFIED, epochs=10)
+    config.features.user_history = True
+    metrics = train_and_evaluate(config, str(tmp_path / "history"))
+    for metric in ("val/ndcg@10", "val/recall@10"):
+        assert metrics[metric] > popularity_metrics[metric] + 0.02, (
+            metric, metrics[metric], popularity_metrics[metric],
+        )  # fmt: skip
+
+
+@pytest.mark.slow
 def test_metadata_towers_beat_id_only_on_cold_items(tmp_path):
     cold = dict(name="cold_items", test_p=0.2, seed=0)
     id_only = signal_config(dict(name="hybrid", embedding_dim=16), split=cold, epochs=20)

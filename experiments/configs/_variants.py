@@ -89,8 +89,12 @@ def smoke(
 def untuned_hybrid_training(config: ml_collections.ConfigDict) -> None:
     """The training settings hybrid.py had before its MovieLens tuning, which the configs
     derived from it (beer, item pairs, LightFM-style, two-tower) were measured with: dimension
-    32, the Freebase tower, 10 negatives, 20 epochs, a constant learning rate with
-    reduce-on-plateau."""
+    32, the Freebase tower, no history tower, ID dropout 0.1, adaptive hinge over 10 negatives,
+    20 epochs, a constant learning rate with reduce-on-plateau."""
+    config.features.user_history = False
+    del config.model.user_towers["history"]
+    config.model.id_dropout = 0.1
+    config.train.loss = "adaptive_hinge"
     config.model.embedding_dim = 32
     config.model.item_towers.freebase = dict(tower="text", field="freebase")
     config.train.num_negatives = 10

@@ -57,20 +57,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.split = dict(name="collie", test_p=0.1, seed=42)
 
     # Features (fitted on the training entities only)
-    config.features = dict(schema="movielens-100k", fields=placeholder(tuple))
+    config.features = dict(
+        schema="movielens-100k",
+        fields=placeholder(tuple),
+        # Each user's training items as a feature, for the history tower (hybridrec.data.history)
+        user_history=True,
+        history_max_items=placeholder(int),  # None: all (MovieLens 100K: at most 340 a user)
+    )
 
     # Model
     config.model = dict(
         name="hybrid",
         embedding_dim=16,
         combiner="sum",
-        id_dropout=0.1,
+        id_dropout=0.0,
         user_id_dropout=0.0,
         user_towers=dict(
             id=dict(tower="ids"),
             age=dict(tower="numeric", field="age"),
             gender=dict(tower="categorical", field="gender"),
             occupation=dict(tower="categorical", field="occupation"),
+            # SVD++-style: the user's training items, pooled (hybridrec.towers.history).
+            history=dict(tower="history", field="history"),
         ),
         item_towers=dict(
             id=dict(tower="ids"),
@@ -84,7 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Training
     config.train = dict(
-        loss="adaptive_hinge",
+        loss="adaptive_bpr",
         loss_options=dict(),
         num_negatives=5,
         sampler="uniform_exact",

@@ -23,6 +23,7 @@ from experiments.configs import hybrid
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = hybrid.get_config()
     config.features.schema = None
+    config.features.user_history = False
     config.model = ml_collections.ConfigDict(dict(name="mf", embedding_dim=10))
     config.train.num_epochs = 10
     config.train.loss = "adaptive_hinge"

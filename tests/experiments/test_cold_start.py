@@ -87,7 +87,9 @@ def test_tower_subsets_of_the_hybrid_config():
     assert set(items["metadata"]) == {"genres", "year", "title"}
     assert set(items["all"]) == set(config.model.item_towers)
     users = cold_start.tower_subsets(config.model.user_towers)
-    assert set(users) == {"ids", "ids+age", "ids+gender", "ids+occupation", "all", "metadata"}
+    assert set(users) == {
+        "ids", "ids+age", "ids+gender", "ids+occupation", "ids+history", "all", "metadata"
+    }  # fmt: skip
     # One metadata tower: ids+<it> would be "all" again.
     one = cold_start.tower_subsets({"id": {"tower": "ids"}, "g": {"tower": "categorical"}})
     assert list(one) == ["ids", "all", "metadata"]
@@ -100,8 +102,9 @@ def test_ablation_runs_set_towers_dropout_and_split():
     base = hybrid.get_config()
     runs = cold_start.ablation_runs(base, seeds=(0, 1), id_dropout=0.4)
     by = {(r["split"], r["towers"], r["seed"]): r["config"] for r in runs}
-    # 6 item subsets (ids, 3 x ids+tower, all, metadata) and 6 user subsets, plus popularity, for each of 2 seeds.
-    assert len(runs) == 2 * (7 + 7)
+    # 6 item subsets (ids, 3 x ids+tower, all, metadata) and 7 user subsets (4 metadata towers:
+    # age, gender, occupation, history), plus popularity, for each of 2 seeds.
+    assert len(runs) == 2 * (7 + 8)
     c = by[("cold_items", "ids+genres", 1)]
     assert set(c.model.item_towers) == {"id", "genres"}
     assert list(c.model.user_towers) == list(base.model.user_towers)  # the other side is kept
@@ -118,7 +121,9 @@ def test_ablation_runs_set_towers_dropout_and_split():
     assert tuple(u.eval.segments) == ("cold_users", "warm_users")
     pop = by[("cold_users", "popularity", 0)]
     assert pop.model.name == "popularity" and pop.features.schema is None
-    assert base.model.id_dropout == 0.1, "the base config must not be modified"
+    assert base.model.id_dropout == hybrid.get_config().model.id_dropout != 0.4, (
+        "the base config must not be modified"
+    )
 
     subset = cold_start.ablation_runs(base, seeds=(0,), subsets=["all", "ids+age"])
     assert {(r["split"], r["towers"]) for r in subset} == {

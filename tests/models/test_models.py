@@ -491,7 +491,9 @@ def test_hybrid_config_errors_are_readable():
             context=context,
             item_towers={"genre": {"tower": "categorical", "field": "genre"}},
         )
-    with pytest.raises(ModelError, match="unknown tower 'imagee'.*categorical, ids, numeric, text"):
+    with pytest.raises(
+        ModelError, match="unknown tower .imagee.*categorical, history, ids, numeric, text"
+    ):
         models.build("hybrid", context=context, item_towers={"img": {"tower": "imagee"}})
     with pytest.raises(ModelError, match="only combiner='concat_mlp'"):
         models.build(

@@ -1,0 +1,48 @@
+"""History tower: a user as the pooled embeddings of the items they interacted with in training.
+
+SVD++'s implicit-feedback term (Koren 2008) and asymmetric factorisation (Paterek 2007) inside a
+hybrid model: ``sum_{j in N(u)} y_j / sqrt(|N(u)|)`` over the user's training items ``N(u)``,
+with ``y`` an item table of its own (not the item ID tower's). It reads the ``history`` field
+that the trainer builds from the training split when ``config.features.user_history=True``
+(``hybridrec.data.history``; the trainer also removes the positive item from its user's history
+in training). A user with no history gets the zero vector::
+
+    config.features.user_history = True
+    config.model.user_towers.history = dict(tower="history", field="history")
+
+It is the categorical embedding bag with ``sqrtn`` pooling by default; ``pooling="mean"`` or
+``"sum"`` also work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hybridrec.towers.categorical import CategoricalTower, example_bag
+
+
+class HistoryTower(CategoricalTower):
+    """Pooled embeddings of a user's training items (see the module docstring).
+
+    Args:
+      field: ``"history"`` (batch keys ``"history/ids"``, ``"history/weights"``).
+      features_info: the field's metadata; ``vocab_size`` = number of items + 1 (padding).
+      output_dim: embedding width D.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+      pooling: ``"sqrtn"`` (default, as SVD++), ``"mean"`` or ``"sum"``.
+      init_stddev: the table is initialised from N(0, init_stddev^2); row 0 (padding) is zero.
+    """
+
+    kind = "history"
+    default_pooling = "sqrtn"
+
+
+Tower = HistoryTower
+
+
+def example(batch_size: int, rng: np.random.Generator) -> tuple[dict, dict]:
+    """Constructor arguments and a matching batch for the contract test."""
+    info = dict(kind="history", vocab_size=21, width=6)  # 20 items + padding
+    kwargs = dict(field="history", features_info=info, output_dim=8)
+    ids, weights = example_bag(batch_size, rng, vocab_size=21, width=6, tfidf=False)
+    return kwargs, {"history/ids": ids, "history/weights": weights}

@@ -1,0 +1,81 @@
+"""hybridrec.data.history: users' training items as a bag field, and leave-one-out masking."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybridrec import Interactions
+from hybridrec.data import history
+
+
+def _interactions(seed=0, num_users=9, num_items=15, n=70, timestamps=False) -> Interactions:
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, num_users - 1, n)  # the last user has no interaction
+    items = rng.integers(0, num_items, n)
+    stamps = rng.permutation(n).astype(np.int64) if timestamps else None
+    return Interactions.from_arrays(
+        users.astype(np.int32),
+        items.astype(np.int32),
+        timestamps=stamps,
+        num_users=num_users,
+        num_items=num_items,
+    )
+
+
+def test_history_rows_are_each_users_distinct_items():
+    x = _interactions()
+    arrays = history.history_arrays(x)
+    ids, weights = arrays[history.IDS], arrays[history.WEIGHTS]
+    expected = [sorted({int(i) for u, i in zip(x.user_ids, x.item_ids) if u == user})
+                for user in range(x.num_users)]  # fmt: skip
+    assert ids.shape == (x.num_users, max(len(e) for e in expected)) and ids.dtype == np.int32
+    for user, items in enumerate(expected):
+        row = ids[user]
+        # Items in index order as index + 1, then padding (0, weight 0).
+        np.testing.assert_array_equal(row[: len(items)], np.asarray(items) + 1)
+        assert (row[len(items) :] == 0).all()
+        np.testing.assert_array_equal(weights[user], (row > 0).astype(np.float32))
+    assert (ids[-1] == 0).all(), "a user without training items has an empty history"
+
+
+def test_a_cap_keeps_the_most_recent_distinct_items():
+    x = _interactions(timestamps=True)
+    ids = history.history_arrays(x, max_items=3)[history.IDS]
+    assert ids.shape == (x.num_users, 3)
+    for user in range(x.num_users):
+        rows = np.flatnonzero(x.user_ids == user)
+        newest: list[int] = []
+        for r in rows[np.argsort(-x.timestamps[rows], kind="stable")]:
+            if int(x.item_ids[r]) not in newest:
+                newest.append(int(x.item_ids[r]))
+        newest = newest[:3]
+        np.testing.assert_array_equal(ids[user][: len(newest)], np.asarray(newest, int) + 1)
+        assert (ids[user][len(newest) :] == 0).all()
+
+
+def test_a_cap_without_timestamps_keeps_a_seeded_subset():
+    x = _interactions()
+    full = history.history_arrays(x)[history.IDS]
+    capped = history.history_arrays(x, max_items=2, seed=3)[history.IDS]
+    for user in range(x.num_users):
+        kept = set(capped[user][capped[user] > 0].tolist())
+        assert kept <= set(full[user].tolist()) and len(kept) == min(2, (full[user] > 0).sum())
+    again = history.history_arrays(x, max_items=2, seed=3)[history.IDS]
+    np.testing.assert_array_equal(capped, again)
+    with pytest.raises(ValueError, match="max_items must be >= 1"):
+        history.history_arrays(x, max_items=0)
+
+
+def test_mask_target_removes_only_the_positive_from_its_users_history():
+    ids = jnp.array([[3, 5, 0], [5, 2, 1], [4, 0, 0]], jnp.int32)
+    users = {history.IDS: ids, history.WEIGHTS: (ids > 0).astype(jnp.float32), "ids": jnp.arange(3)}
+    masked = history.mask_target(users, jnp.array([4, 9, 3]))  # items 4, 9, 3 -> ids 5, 10, 4
+    np.testing.assert_array_equal(
+        masked[history.WEIGHTS], [[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    )
+    assert masked["ids"] is users["ids"] and users[history.WEIGHTS][0, 1] == 1.0  # not in place
+
+
+def test_field_info_sizes_the_table_for_every_item_plus_padding():
+    info = history.field_info(num_items=15, width=4)
+    assert (info.name, info.entity, info.vocab_size, info.width) == ("history", "user", 16, 4)
