@@ -311,7 +311,7 @@ class FieldInfo:
     Attributes:
       name: field name.
       entity: "item" or "user".
-      kind: "categorical", "numeric" or "text".
+      kind: "categorical", "numeric" or "text" ("history" for ``hybridrec.data.history``).
       columns: the metadata columns it was read from.
       vocab_size: rows of an embedding table for ``"{name}/ids"`` (values + padding + unknown);
         0 when the field has no bag arrays (plain numeric).

@@ -102,7 +102,9 @@ class FieldInfo:
 
     Attributes:
       name: the field name (key prefix in the batch), e.g. ``"genres"``.
-      kind: ``"categorical"``, ``"numeric"`` or ``"text"`` (informational; towers check the
+      kind: ``"categorical"``, ``"numeric"``, ``"text"`` or ``"history"`` (a user's training
+        items, ``hybridrec.data.history``: ID ``i + 1`` is item ``i``, no unknown row)
+        (informational; towers check the
         attributes they need rather than the kind, so a bucketized numeric field with a
         vocabulary works with a bag tower).
       vocab_size: rows of a bag field's ID table, including padding (0) and unknown (1).
