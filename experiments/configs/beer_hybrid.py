@@ -20,10 +20,10 @@ Command (from the repository root)::
 
     python -m experiments.run --config beer_hybrid.py
 
-Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 21 s for the command
-on the synthetic data (16 s inside ``train_and_evaluate``). Measured (seed 0):
-val/collie_map@10 0.0412, collie_auc 0.8651, ndcg@10 0.1588 (filtered). ``:cold``:
-val/cold_items/auc 0.7173, cold_items/ndcg@10 0.0006 (cold beers ranked against the whole warm
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 20 s for the command
+on the synthetic data (15 s inside ``train_and_evaluate``). Measured (seed 0):
+val/collie_map@10 0.0425, collie_auc 0.8643, ndcg@10 0.1633 (filtered). ``:cold``:
+val/cold_items/auc 0.7131, cold_items/ndcg@10 0.0006 (cold beers ranked against the whole warm
 catalogue).
 Variants: ``cold`` (10% of the beers held out of training, val/cold_items metrics),
 ``smoke`` (tiny synthetic beer data, for tests).

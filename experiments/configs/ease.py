@@ -12,7 +12,7 @@ Command (from the repository root)::
 
 Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 4 s for the command
 (2 s inside ``train_and_evaluate``). Measured (l2 500): val/collie_map@10 0.0626, collie_auc
-0.9142, ndcg@10 0.2637 (filtered): the best of the MovieLens 100K configs here.
+0.9142, ndcg@10 0.2637 (filtered): the best warm ranking of the MovieLens 100K configs here.
 Variants: ``smoke`` (tiny synthetic data, for tests).
 """
 

@@ -15,8 +15,8 @@ Command (from the repository root)::
     python -m experiments.run --config lightfm_style.py
 
 Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 22 s for the command
-(17 s inside ``train_and_evaluate``). Measured (seed 0): val/collie_map@10 0.0478,
-collie_auc 0.9136, ndcg@10 0.2228 (filtered).
+(17 s inside ``train_and_evaluate``). Measured (seed 0): val/collie_map@10 0.0496,
+collie_auc 0.9136, ndcg@10 0.2227 (filtered).
 Variants: ``smoke`` (tiny synthetic movies data, for tests).
 """
 

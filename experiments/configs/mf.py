@@ -12,7 +12,9 @@ Command::
 
     python -m experiments.run --config mf.py
 
-Expected here (2-core CPU): well under a minute; metrics in the README's results table.
+Expected here (2-core CPU): about 10 s (6 s inside ``train_and_evaluate``). Measured (seed 0):
+val/collie_map@10 0.0525, collie_mrr 0.1734, collie_auc 0.9034, ndcg@10 0.2260 (filtered);
+mean of seeds 0-4: 0.0499 / 0.1707 / 0.9021, ndcg@10 0.2276 (the README's results table).
 """
 
 import ml_collections

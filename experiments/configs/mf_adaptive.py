@@ -14,12 +14,12 @@ Command (from the repository root)::
     python -m experiments.run --config mf_adaptive.py:hinge     # adaptive hinge instead
     python -m experiments.run --config mf_adaptive.py:many      # 25 negatives
 
-Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 10 s for the command
-(6 s inside ``train_and_evaluate``). Measured (seed 0, filtered ndcg@10):
-adaptive BPR val/collie_map@10 0.0481, collie_auc 0.8997, ndcg@10 0.2251;
-``:hinge`` (the same as ``mf.py``) val/collie_map@10 0.0451, collie_auc 0.9014, ndcg@10 0.2220;
-``:many`` (adaptive BPR, 25 negatives) val/collie_map@10 0.0427, collie_auc 0.8299, ndcg@10
-0.2009: the hardest of 25 uniform negatives is too often an unobserved positive here.
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 15 s for the command
+(10 s inside ``train_and_evaluate``). Measured (seed 0, filtered ndcg@10):
+adaptive BPR val/collie_map@10 0.0493, collie_auc 0.8994, ndcg@10 0.2289;
+``:hinge`` (the same as ``mf.py``) val/collie_map@10 0.0525, collie_auc 0.9034, ndcg@10 0.2260;
+``:many`` (adaptive BPR, 25 negatives) val/collie_map@10 0.0439, collie_auc 0.8250, ndcg@10
+0.2005: the hardest of 25 uniform negatives is too often an unobserved positive here.
 Variants: ``hinge`` (adaptive hinge), ``many`` (25 negatives), ``smoke`` (tiny synthetic data,
 for tests); combine them with a comma, e.g. ``mf_adaptive.py:hinge,many``.
 """

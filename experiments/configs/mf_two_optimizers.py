@@ -14,11 +14,11 @@ Command (from the repository root)::
     python -m experiments.run --config mf_two_optimizers.py
     python -m experiments.run --config mf_two_optimizers.py:single   # one Adam for everything
 
-Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 10 s for the command
-(6.5 s inside ``train_and_evaluate``). Measured (seed 0):
-two optimizers val/collie_map@10 0.0472, collie_auc 0.9011, ndcg@10 0.2243;
-``:single`` (Adam lr 1e-2 on biases too) val/collie_map@10 0.0464, collie_auc 0.9018, ndcg@10
-0.2246; ``mf.py`` (SGD lr 1e-2 on biases) 0.0451, 0.9014, 0.2220.
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 13 s for the command
+(8 s inside ``train_and_evaluate``). Measured (seed 0):
+two optimizers val/collie_map@10 0.0499, collie_auc 0.9023, ndcg@10 0.2253;
+``:single`` (Adam lr 1e-2 on biases too) val/collie_map@10 0.0507, collie_auc 0.9021, ndcg@10
+0.2245; ``mf.py`` (SGD lr 1e-2 on biases) 0.0525, 0.9034, 0.2260.
 Variants: ``single``, ``smoke`` (tiny synthetic data, for tests).
 """
 

@@ -13,10 +13,10 @@ Command (from the repository root)::
     python -m experiments.run --config mlp.py
     python -m experiments.run --config mlp.py:implicit   # ranking, Collie's protocol (as mf.py)
 
-Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 7 s for the command
-(5 s inside ``train_and_evaluate``). Measured (seed 0, y_range (0, 5.5)): val/rmse 0.9357,
-val/mae 0.7327 (val MSE 0.876). ``:implicit``: about 17 s; val/collie_map@10 0.0381,
-collie_auc 0.8950, ndcg@10 0.2023.
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 9 s for the command
+(5 s inside ``train_and_evaluate``). Measured (seed 0, y_range (0, 5.5)): val/rmse 0.9331,
+val/mae 0.7299 (val MSE 0.871). ``:implicit``: about 28 s; val/collie_map@10 0.0343,
+collie_auc 0.8918, ndcg@10 0.2024.
 Variants: ``implicit`` (ratings >= 4 as positives, adaptive hinge, ranking metrics),
 ``smoke`` (tiny synthetic data, for tests).
 """

@@ -12,9 +12,9 @@ Command (from the repository root)::
 
     python -m experiments.run --config ncf.py
 
-Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 25 s for the command
-(23 s inside ``train_and_evaluate``). Measured (seed 0, 20 epochs): val/collie_map@10 0.0469,
-collie_auc 0.8884, ndcg@10 0.1908 (filtered).
+Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 27 s for the command
+(23 s inside ``train_and_evaluate``). Measured (seed 0, 20 epochs): val/collie_map@10 0.0394,
+collie_auc 0.8882, ndcg@10 0.1771 (filtered); seeds 1, 2: ndcg@10 0.1791, 0.1689.
 Variants: ``smoke`` (tiny synthetic data, for tests).
 """
 

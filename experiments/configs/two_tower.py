@@ -14,8 +14,8 @@ Command (from the repository root)::
 
 Expected here (2-core CPU, load ~2; 3-5x longer on a busy machine): about 85 s for the command
 (78 s inside ``train_and_evaluate``; an epoch costs ~10x one of ``mf.py``: 50 negatives through
-the text towers). Measured (seed 0, 10 epochs): val/collie_map@10 0.0493, collie_auc 0.9179,
-ndcg@10 0.2280 (filtered).
+the text towers). Measured (seed 0, 10 epochs): val/collie_map@10 0.0437, collie_auc 0.9199,
+ndcg@10 0.2263 (filtered).
 Variants: ``smoke`` (tiny synthetic movies data, for tests).
 """
 

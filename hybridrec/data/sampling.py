@@ -16,8 +16,10 @@ Kinds:
   ``"uniform_exact"``: uniform over the items the user has *not* interacted with, K distinct per
     row. Exact by construction, not by rejection: K distinct *ranks* in ``0 .. m_u - 1`` (``m_u`` =
     the user's number of non-positive items) are drawn without replacement, and each rank ``r`` is
-    mapped to the ``r``-th non-positive item by a binary search over the user's sorted positives
-    (a fixed ``ceil(log2(max_positives + 1))`` bisection steps of ``lax`` ops). So a negative is
+    mapped to the ``r``-th non-positive item by one gather from a dense (users, items) rank-to-item
+    table when it fits in 64 MB (MovieLens 100K: 3 MB), else by a binary search over the user's
+    sorted positives (a fixed ``ceil(log2(max_positives + 1))`` bisection steps of ``lax`` ops).
+    Ranks come from one 32-bit random word each (``uniform_below``). So a negative is
     never a positive and never repeated within a row, for every user, including users who have
     interacted with all but K items: there is no redraw loop whose bound could run out. A user
     with fewer than K non-positive items makes ``sample`` raise (on the host, while tracing),
