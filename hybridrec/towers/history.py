@@ -11,11 +11,20 @@ in training). A user with no history gets the zero vector::
     config.model.user_towers.history = dict(tower="history", field="history")
 
 It is the categorical embedding bag with ``sqrtn`` pooling by default; ``pooling="mean"`` or
-``"sum"`` also work.
+``"sum"`` also work. Like the ID tower, it is derived from the user's interactions, so it is
+masked by ``known``: ID dropout (``user_id_dropout``) removes a user's history together with
+their ID row, as a cold user has neither, and the other user towers learn to stand in for both.
+(Without it, the user-cold ablation of ``experiments.cold_start`` trained every user with a
+history and scored cold users, whose history is empty, worse than IDs alone: NDCG@10 0.30 vs
+0.40.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from hybridrec.towers.categorical import CategoricalTower, example_bag
@@ -35,6 +44,13 @@ class HistoryTower(CategoricalTower):
 
     kind = "history"
     default_pooling = "sqrtn"
+
+    def __call__(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+        """Returns (B, D): the pooled history, zero for users with ``known`` = 0."""
+        pooled = super().__call__(batch)
+        if "known" not in batch:
+            return pooled
+        return pooled * jnp.asarray(batch["known"], pooled.dtype)[:, None]
 
 
 Tower = HistoryTower

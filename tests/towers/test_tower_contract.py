@@ -320,3 +320,20 @@ def test_field_metadata_errors_name_the_field():
             rngs=nnx.Rngs(0),
             pooling="max",
         )
+
+
+def test_history_tower_pools_sqrtn_and_is_masked_by_known():
+    tower, batch = make("history")
+    table = np.asarray(tower.table[...])
+    ids, weights = batch["history/ids"], batch["history/weights"]
+    # Reference: sum of the rows of the non-padding slots over sqrt(sum of squared weights).
+    w = weights * (ids > 0)
+    norm = np.sqrt((w * w).sum(1, keepdims=True))
+    expected = np.where(
+        norm > 0, np.einsum("bw,bwd->bd", w, table[ids]) / np.maximum(norm, 1e-30), 0
+    )
+    np.testing.assert_allclose(apply(tower, batch), expected, rtol=1e-5, atol=1e-6)
+    # Interaction-derived like the ID tower: a user with known = 0 (cold or ID-dropped) gets zeros.
+    known = np.array([1, 0, 1, 0, 1, 1], np.float32)
+    out = apply(tower, {**batch, "known": known})
+    np.testing.assert_allclose(out, expected * known[:, None], rtol=1e-5, atol=1e-6)
