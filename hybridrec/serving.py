@@ -600,29 +600,38 @@ class TrainedModel:
         if entity == "user" and history.IDS in self._user_table:
             batch.update(self._history_rows(items, n))
         elif items is not None:
-            raise ServingError("items= is for models with a history user tower; this one has none")
+            raise ServingError(
+                "items= is for new users of a model with a history user tower; "
+                f"this is a new {entity}" + ("" if entity == "item" else " and the model has none")
+            )
         # Any valid index: with known=0 the ID rows are multiplied by zero.
         batch["ids"] = np.zeros(n, np.int32)
         batch["known"] = np.zeros(n, np.float32)
         return batch
 
     def _history_rows(self, items: Sequence[Any] | None, n: int) -> dict[str, np.ndarray]:
-        """``history/ids`` and ``history/weights`` rows for ``n`` new users (see ``encode_new``)."""
+        """History rows for ``n`` new users (see ``encode_new``): ``history/ids``,
+        ``history/weights`` and ``history/known`` = 1 (a history without an ID row)."""
         width = self._user_table[history.IDS].shape[1]
         if items is None:
             per_user: list = [[]] * n
-        elif n == 1 and not (len(items) and _is_sequence(items[0])):
-            per_user = [items]
         else:
-            per_user = list(items)
+            items = [items] if isinstance(items, str) or np.isscalar(items) else list(items)
+            nested = len(items) > 0 and _is_sequence(items[0])
+            per_user = [items] if n == 1 and not nested else items
         if len(per_user) != n:
             raise ServingError(f"items= has {len(per_user)} histories for {n} new users")
         ids = np.zeros((n, width), np.int32)
         for row, raw in enumerate(per_user):
-            index = np.unique(self.item_map.to_index(list(raw))) if len(raw) else []
-            # Beyond the trained width, keep the first ones (the tower's table has every item).
+            raw = [raw] if isinstance(raw, str) or np.isscalar(raw) else list(raw)
+            # Distinct items in the order given; beyond the trained width, the first ones.
+            index = pd.unique(np.asarray(self.item_map.to_index(raw))) if raw else []
             ids[row, : min(len(index), width)] = np.asarray(index, np.int32)[:width] + 1
-        return {history.IDS: ids, history.WEIGHTS: (ids > 0).astype(np.float32)}
+        return {
+            history.IDS: ids,
+            history.WEIGHTS: (ids > 0).astype(np.float32),
+            history.KNOWN: np.ones(n, np.float32),
+        }
 
     def score_new_item(self, metadata: Mapping[str, Any], user_ids: Any = None) -> np.ndarray:
         """Scores a new item, given only its raw metadata, for users (no retraining).

@@ -211,20 +211,41 @@ def test_new_user_with_items_is_scored_from_that_history(run, trained):
     raw = trained.user_ids[6]
     batch = trained.user_batch([raw])
     history = batch["history/ids"][0]
-    items = trained.item_ids[history[history > 0] - 1]
+    seen = history[history > 0] - 1
+    items = list(trained.item_ids[seen])
     assert len(items) > 0
     new = _raw_metadata(run.data.dataset.user_metadata, raw, USER_COLUMNS)
-    result = trained.recommend_for_new_user(new, k=5, items=list(items))
-    reference = _brute_scores(trained, _cold(batch), _all_items(trained))[0].copy()
-    reference[history[history > 0] - 1] = -np.inf
+    result = trained.recommend_for_new_user(new, k=5, items=items)
+    # No ID row (known = 0) but the history counts (history/known = 1).
+    as_new = {**_cold(batch), "history/known": np.ones(1, np.float32)}
+    reference = _brute_scores(trained, as_new, _all_items(trained))[0].copy()
+    reference[seen] = -np.inf
     top = np.argsort(-reference, kind="stable")[:5]
     np.testing.assert_array_equal(result["item_id"], trained.item_ids[top])
     np.testing.assert_allclose(result["score"], reference[top], rtol=1e-5, atol=1e-5)
     assert not set(result["item_id"]) & set(items)
-    # The history changes the scores (the tower is trained and read).
-    assert not np.allclose(trained.recommend_for_new_user(new, k=5)["score"], result["score"])
+    # The history moves every score, not only which items are left to rank.
+    with_items = trained._score_batches(
+        trained.encode_new("user", new, items=items), _all_items(trained)
+    )
+    without = trained._score_batches(trained.encode_new("user", new), _all_items(trained))
+    assert np.abs(with_items - without).max() > 1e-3
+    # Order and repeats in items= do not matter; a bare ID is one item; unknown IDs raise.
+    shuffled = trained.encode_new("user", new, items=items[::-1] + items[:2])
+    np.testing.assert_array_equal(
+        np.sort(shuffled["history/ids"], axis=1),
+        np.sort(trained.encode_new("user", new, items=items)["history/ids"], axis=1),
+    )
+    one = trained.encode_new("user", new, items=items[0])["history/ids"][0]
+    assert (one > 0).sum() == 1 and one[one > 0][0] == seen[0] + 1
     with pytest.raises(KeyError):
         trained.recommend_for_new_user(new, items=["no-such-item"])
+    with pytest.raises(ServingError, match="new item"):
+        trained.encode_new(
+            "item",
+            _raw_metadata(run.data.dataset.item_metadata, trained.item_ids[0], ITEM_COLUMNS),
+            items=items,
+        )
 
 
 @pytest.mark.parametrize("fmt", ["npz", "parquet"])

@@ -70,7 +70,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         fields=placeholder(tuple),
         # Each user's training items as a feature, for the history tower (hybridrec.data.history)
         user_history=True,
-        history_max_items=placeholder(int),  # None: all (MovieLens 100K: at most 340 a user)
+        # None: all (MovieLens 100K: at most 340 a user). Cap it on larger data: every step
+        # gathers (batch_size, width) history slots, and width is the busiest user's count.
+        history_max_items=placeholder(int),
     )
 
     # Model

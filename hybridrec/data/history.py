@@ -3,8 +3,11 @@
 SVD++'s implicit-feedback term (Koren 2008) and asymmetric factorisation (Paterek 2007) represent
 a user partly by the items they interacted with: ``u = e_u + |N(u)|^-1/2 sum_{j in N(u)} y_j``,
 with ``y`` a second item table. It brings the item-to-item signal that makes EASE and item-kNN
-strong on MovieLens into a factorised, metadata-aware model, and it represents a user who was
-never trained (or arrives after training) by the items they have touched, without retraining.
+strong on MovieLens into a factorised, metadata-aware model, and it can represent a user who
+arrives after training by the items they name (``TrainedModel.recommend_for_new_user(...,
+items=...)``), without retraining. Training never shows the model a user with a history but no
+ID row (ID dropout removes both), so such a user is scored by towers that learnt alongside the
+ID row: an approximation, not a trained case.
 
 ``history_arrays`` builds the field from the *training* interactions only, as a bag field in the
 layout of ``hybridrec.data.features`` (``"history/ids"``: item index + 1, 0 = padding;
@@ -28,11 +31,15 @@ import numpy as np
 from hybridrec.data.features import FieldInfo
 from hybridrec.data.interactions import Interactions
 
-__all__ = ["FIELD", "IDS", "WEIGHTS", "field_info", "history_arrays", "mask_target"]
+__all__ = ["FIELD", "IDS", "KNOWN", "WEIGHTS", "field_info", "history_arrays", "mask_target"]
 
 FIELD = "history"
 IDS = f"{FIELD}/ids"
 WEIGHTS = f"{FIELD}/weights"
+# Optional (B,) flag: whether the row's history counts. Absent, the history tower follows
+# ``known`` (a history is interaction-derived, like the ID row); serving sets it for a new user
+# who names items, who has a history but no ID row.
+KNOWN = f"{FIELD}/known"
 
 
 def history_arrays(
@@ -61,16 +68,17 @@ def history_arrays(
     num_users, num_items = train.num_users, train.num_items
     keys = train.user_ids.astype(np.int64) * max(num_items, 1) + train.item_ids
     if train.timestamps is not None:
-        # Newest first, so a cap keeps the most recent items.
-        order = np.lexsort((-np.asarray(train.timestamps, np.float64), train.user_ids))
+        # Newest first, then drop repeated pairs keeping their newest row: a cap keeps each
+        # user's most recent distinct items.
+        keys = keys[np.lexsort((-np.asarray(train.timestamps, np.float64), train.user_ids))]
+        keys = keys[_first_occurrences(keys)]
     else:
-        order = np.lexsort((np.random.default_rng(seed).random(len(keys)), train.user_ids))
-    keys = keys[order]
-    # Drop repeated pairs (keeping the first in the order above) with a sort-based mask.
-    first = np.ones(len(keys), bool)
-    sorted_pos = np.argsort(keys, kind="stable")
-    first[sorted_pos[1:]] = keys[sorted_pos[1:]] != keys[sorted_pos[:-1]]
-    keys = keys[first]
+        # Distinct pairs first, then a random order within each user: every distinct item is
+        # equally likely to survive a cap, however often the pair repeats.
+        keys = np.sort(keys)
+        keys = keys[_first_occurrences(keys)]
+        noise = np.random.default_rng(seed & 0xFFFFFFFF).random(len(keys))
+        keys = keys[np.lexsort((noise, keys // max(num_items, 1)))]
     users = (keys // max(num_items, 1)).astype(np.int64)
     items = (keys % max(num_items, 1)).astype(np.int32)
     counts = np.bincount(users, minlength=num_users)
@@ -88,6 +96,14 @@ def history_arrays(
         ids = np.sort(np.where(ids == 0, big, ids), axis=1)
         ids[ids == big] = 0
     return {IDS: ids, WEIGHTS: (ids > 0).astype(np.float32)}
+
+
+def _first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """(n,) bool: the first occurrence of each value of ``keys`` (a sort-based mask)."""
+    first = np.ones(len(keys), bool)
+    order = np.argsort(keys, kind="stable")
+    first[order[1:]] = keys[order[1:]] != keys[order[:-1]]
+    return first
 
 
 def field_info(num_items: int, width: int) -> FieldInfo:

@@ -14,6 +14,8 @@ It is the categorical embedding bag with ``sqrtn`` pooling by default; ``pooling
 ``"sum"`` also work. Like the ID tower, it is derived from the user's interactions, so it is
 masked by ``known``: ID dropout (``user_id_dropout``) removes a user's history together with
 their ID row, as a cold user has neither, and the other user towers learn to stand in for both.
+An optional ``"history/known"`` flag overrides ``known`` (serving sets it for a new user who
+names items: a history without an ID row).
 (Without it, the user-cold ablation of ``experiments.cold_start`` trained every user with a
 history and scored cold users, whose history is empty, worse than IDs alone: NDCG@10 0.30 vs
 0.40.)
@@ -46,11 +48,13 @@ class HistoryTower(CategoricalTower):
     default_pooling = "sqrtn"
 
     def __call__(self, batch: Mapping[str, jax.Array]) -> jax.Array:
-        """Returns (B, D): the pooled history, zero for users with ``known`` = 0."""
+        """Returns (B, D): the pooled history, zero for rows whose ``"{field}/known"`` (if the
+        batch has it, else ``known``) is 0."""
         pooled = super().__call__(batch)
-        if "known" not in batch:
+        mask = batch.get(f"{self.field}/known", batch.get("known"))
+        if mask is None:
             return pooled
-        return pooled * jnp.asarray(batch["known"], pooled.dtype)[:, None]
+        return pooled * jnp.asarray(mask, pooled.dtype)[:, None]
 
 
 Tower = HistoryTower

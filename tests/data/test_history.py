@@ -79,3 +79,14 @@ def test_mask_target_removes_only_the_positive_from_its_users_history():
 def test_field_info_sizes_the_table_for_every_item_plus_padding():
     info = history.field_info(num_items=15, width=4)
     assert (info.name, info.entity, info.vocab_size, info.width) == ("history", "user", 16, 4)
+
+
+def test_a_capped_random_subset_does_not_favour_repeated_pairs():
+    # One user: item 0 nine times, items 1..9 once each. Keeping one item, each of the 10
+    # distinct items must be equally likely, whatever its number of rows.
+    items = np.array([0] * 9 + list(range(1, 10)), np.int32)
+    x = Interactions.from_arrays(np.zeros(len(items), np.int32), items, num_items=10)
+    kept = [int(history.history_arrays(x, max_items=1, seed=s)[history.IDS][0, 0]) - 1
+            for s in range(400)]  # fmt: skip
+    counts = np.bincount(kept, minlength=10)
+    assert counts.sum() == 400 and counts[0] < 70, counts  # expected 40; repeats gave ~200
