@@ -664,9 +664,10 @@ class TrainedModel:
         """
         users = self.encode_new("user", metadata, items=items)
         scores = self._score_batches(users, self._item_table)[0]
-        if items is not None and len(items):
+        if items is not None:
+            named = [items] if isinstance(items, str) or np.isscalar(items) else list(items)
             scores = scores.copy()
-            scores[self.item_map.to_index(list(items))] = -np.inf
+            scores[np.asarray(self.item_map.to_index(named), np.int64)] = -np.inf
         return self._top_items(scores, k)
 
     def similar_items_to_new(self, metadata: Mapping[str, Any], k: int = 10) -> pd.DataFrame:

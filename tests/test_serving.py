@@ -238,6 +238,7 @@ def test_new_user_with_items_is_scored_from_that_history(run, trained):
     )
     one = trained.encode_new("user", new, items=items[0])["history/ids"][0]
     assert (one > 0).sum() == 1 and one[one > 0][0] == seen[0] + 1
+    assert items[0] not in set(trained.recommend_for_new_user(new, k=50, items=items[0])["item_id"])
     with pytest.raises(KeyError):
         trained.recommend_for_new_user(new, items=["no-such-item"])
     with pytest.raises(ServingError, match="new item"):
