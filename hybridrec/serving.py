@@ -212,6 +212,11 @@ def _entity_table(entities: Mapping[str, np.ndarray], entity: str) -> dict[str, 
     return table
 
 
+def _id_list(value: Any) -> list:
+    """Raw IDs as a list: one bare ID (a string or scalar) becomes a one-element list."""
+    return [value] if isinstance(value, str) or np.isscalar(value) else list(value)
+
+
 def _is_sequence(value: Any) -> bool:
     """A list of raw IDs (not one raw ID: strings are sequences too)."""
     return isinstance(value, list | tuple | np.ndarray | pd.Series)
@@ -616,14 +621,14 @@ class TrainedModel:
         if items is None:
             per_user: list = [[]] * n
         else:
-            items = [items] if isinstance(items, str) or np.isscalar(items) else list(items)
+            items = _id_list(items)
             nested = len(items) > 0 and _is_sequence(items[0])
             per_user = [items] if n == 1 and not nested else items
         if len(per_user) != n:
             raise ServingError(f"items= has {len(per_user)} histories for {n} new users")
         ids = np.zeros((n, width), np.int32)
         for row, raw in enumerate(per_user):
-            raw = [raw] if isinstance(raw, str) or np.isscalar(raw) else list(raw)
+            raw = _id_list(raw)
             # Distinct items in the order given; beyond the trained width, the first ones.
             index = pd.unique(np.asarray(self.item_map.to_index(raw))) if raw else []
             ids[row, : min(len(index), width)] = np.asarray(index, np.int32)[:width] + 1
@@ -665,7 +670,7 @@ class TrainedModel:
         users = self.encode_new("user", metadata, items=items)
         scores = self._score_batches(users, self._item_table)[0]
         if items is not None:
-            named = [items] if isinstance(items, str) or np.isscalar(items) else list(items)
+            named = _id_list(items)
             scores = scores.copy()
             scores[np.asarray(self.item_map.to_index(named), np.int64)] = -np.inf
         return self._top_items(scores, k)
