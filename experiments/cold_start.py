@@ -350,7 +350,7 @@ def _post_evaluate(run: Mapping[str, Any], workdir: str) -> None:
     (in numpy, instantly). A run that has the arrays already is left alone.
     """
     from hybridrec import evaluation
-    from hybridrec.train import prepare_data
+    from hybridrec.experiment import prepare_data
 
     path = os.path.join(workdir, "per_user.npz")
     if not os.path.exists(path):

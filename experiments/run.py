@@ -7,7 +7,9 @@ Usage (from the repository root)::
 
 A bare config name resolves to ``experiments/configs/``; ``:arg`` is passed to ``get_config(arg)``;
 dotted overrides change the locked config (a misspelt key is an error). ``--workdir`` defaults to
-``runs/<config>-<time>``; rerunning into the same workdir resumes from its last checkpoint.
+``runs/<config>-<time>``; rerunning the same config into the same workdir resumes from its last
+checkpoint, and a changed config is refused with the differing keys (``--new_run`` starts a fresh
+run beside it). Ctrl-C finishes the epoch, saves a checkpoint and exits with status 130.
 """
 
 from __future__ import annotations
@@ -64,13 +66,20 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
 )
 flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>-<time>).")
+flags.DEFINE_bool(
+    "new_run",
+    False,
+    "If --workdir holds a run of another config, start a fresh run beside it (<workdir>-2) "
+    "instead of refusing.",
+)
 
 
 def main(argv: list[str]) -> None:
     del argv
     # Orbax logs every checkpoint step at INFO through absl; keep the console for results.
     logging.set_verbosity(logging.WARNING)
-    from hybridrec.train import print_metrics_table, train_and_evaluate
+    from hybridrec.rundir import RunDirError
+    from hybridrec.train import Interrupted, print_metrics_table, run_experiment
 
     config = _CONFIG.value
     if config is None:
@@ -81,10 +90,18 @@ def main(argv: list[str]) -> None:
         if a == "--config" or a.startswith("--config=")
     )
     workdir = FLAGS.workdir or default_workdir(config_arg)
-    print(f"config {config_arg}\n{config}", flush=True)
-    print(f"workdir {workdir}", flush=True)
-    metrics = train_and_evaluate(config, workdir)
-    print_metrics_table(metrics)
+    # The whole config is in <workdir>/config.json; the console gets one line.
+    print(f"config {config_arg} -> workdir {workdir}", flush=True)
+    try:
+        run = run_experiment(config, workdir, new_run=FLAGS.new_run)
+    except RunDirError as err:
+        raise SystemExit(f"error: {err}") from None
+    except Interrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        raise SystemExit(130) from None
+    if run.workdir != workdir:
+        print(f"workdir {run.workdir} (a new run beside {workdir})")
+    print_metrics_table(run.metrics)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -13,8 +13,10 @@ again) and returns a ``TrainedModel`` that speaks raw IDs::
 What it reads from the run directory (written by ``hybridrec.train.train_and_evaluate``):
 
 - ``config.json``: the experiment config; ``config["model"]`` names the model and its options;
-- ``checkpoints/<step>/``: the orbax checkpoint (params and optimizer state; the newest step by
-  default);
+- ``model.json``: the model's name, options, ID-space sizes and feature fields (the model is
+  rebuilt from it alone);
+- ``checkpoints/<step>/``: the orbax checkpoint; only its ``params`` item is read (the newest
+  step by default), never the optimizer state;
 - ``features/``: the fitted ``FeatureEncoder`` (absent when the config has no features), used to
   encode new items and users from raw metadata exactly as the training entities were;
 - ``entities.npz``: ``user_raw_ids``, ``item_raw_ids``, ``user_known``, ``item_known``,
@@ -27,8 +29,10 @@ flag (see ``hybridrec.models``), so an entity built from encoded metadata with `
 scored by its metadata towers alone: this is how a new item is scored without retraining, and it
 is the same computation the trainer applies to catalogue items held out of training.
 
-Baseline runs (``popularity``, ``itemknn``, ``ease``) have no checkpoint; ``load`` raises a
-``ServingError`` for them.
+Baseline runs (``popularity``, ``itemknn``, ``ease``) have no checkpoint: ``load`` restores
+them from ``baseline.npz`` as a ``TrainedBaseline``, which scores and recommends like any model
+(similarity search, export and cold-start scoring need learned vectors and raise
+``ServingError``).
 """
 
 from __future__ import annotations
@@ -36,14 +40,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import types
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -53,7 +55,7 @@ from hybridrec.data import history
 from hybridrec.data.features import FeatureEncoder
 from hybridrec.data.interactions import IdMap
 
-__all__ = ["ServingError", "TrainedModel", "load", "read_export"]
+__all__ = ["ServingError", "TrainedBaseline", "TrainedModel", "load", "read_export"]
 
 # The training interactions in entities.npz (index arrays), read for exclude_seen.
 _TRAIN_KEYS = ("train_user_ids", "train_item_ids")
@@ -84,87 +86,89 @@ def load(workdir: str | os.PathLike, *, step: int | None = None) -> TrainedModel
       ServingError: the directory has no ``config.json`` / ``entities.npz``, the run is a
         non-neural baseline (no checkpoint), or it has no checkpoint (step).
     """
-    # Imported here: the trainer pulls in datasets, evaluation and scikit-learn, which
+    # Imported here: experiment assembly pulls in datasets and scikit-learn, which
     # ``import hybridrec`` (that re-exports ``load``) should not pay for.
-    from hybridrec import train as train_lib
+    from hybridrec import experiment
     from hybridrec.checkpoint import Checkpointer
-    from hybridrec.optim import build_optimizer
 
     workdir = os.fspath(workdir)
     config_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(config_path):
         raise ServingError(f"{workdir!r} is not a run directory: it has no config.json")
     with open(config_path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    name = config.model.name
-    if name in train_lib.BASELINES:
-        raise ServingError(
-            f"{config_path}: model {name!r} is a non-neural baseline; baseline runs save no "
-            "checkpoint, so they cannot be loaded (refit it with "
-            "hybridrec.models.baselines.get_baseline on the data instead)"
-        )
-    checkpoints = os.path.join(workdir, "checkpoints")
-    # Checkpointer creates the directory; look first so a bad path is not littered.
-    if not _has_checkpoint(checkpoints):
-        raise ServingError(f"{workdir!r} has no checkpoint under {checkpoints!r}: nothing to load")
-    entities = _read_entities(os.path.join(workdir, "entities.npz"))
-    features_dir = os.path.join(workdir, "features")
-    encoder = FeatureEncoder.load(features_dir) if os.path.isdir(features_dir) else None
-
+        config = json.load(f)
+    entities = _read_entities(os.path.join(workdir, experiment.ENTITIES_FILE))
     user_table = _entity_table(entities, "user")
     item_table = _entity_table(entities, "item")
-    num_users = len(entities["user_raw_ids"])
-    num_items = len(entities["item_raw_ids"])
-
-    # Build through train.build_model, so the model is constructed exactly as it was trained.
-    def side(entity):
-        if encoder is None or not encoder.schema.for_entity(entity):
-            return None
-        return types.SimpleNamespace(fields=encoder.fields(entity))
-
-    data = types.SimpleNamespace(
-        train=types.SimpleNamespace(num_users=num_users, num_items=num_items),
-        user_features=side("user"),
-        item_features=side("item"),
-        user_table=user_table,
-    )
-    # Built abstractly (shapes only): initialising the tables for real would compile every
-    # initializer, ~8 s for the hybrid model, only to overwrite them with the checkpoint.
-    model = nnx.eval_shape(lambda: train_lib.build_model(config, data))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    if jax.tree.leaves(rest):
-        # Non-parameter state (none of our models has any) is not in the checkpoint, so it
-        # needs its real initial values.
-        graphdef, params, rest = nnx.split(train_lib.build_model(config, data), nnx.Param, ...)
-    # The checkpoint holds params and optimizer state together; a target for both restores it.
-    opt = build_optimizer(config.optimizer, params, 1)
-    target = dict(params=params, opt_state=jax.eval_shape(opt.tx.init, params))
-    ckpt = Checkpointer(workdir)
-    try:
-        step = ckpt.latest_step() if step is None else int(step)
-        state, _ = ckpt.restore(target, step=step)
-    except FileNotFoundError as exc:
-        raise ServingError(f"{workdir!r}: no checkpoint of step {step}: {exc}") from exc
-    finally:
-        ckpt.close()
-    return TrainedModel(
-        config=config.to_dict(),
+    common = dict(
+        config=config,
         workdir=workdir,
-        step=step,
-        graphdef=graphdef,
-        params=state["params"],
-        rest=rest,
         user_map=IdMap(entities["user_raw_ids"], name="user"),
         item_map=IdMap(entities["item_raw_ids"], name="item"),
         user_table=user_table,
         item_table=item_table,
-        encoder=encoder,
         item_counts=entities.get("item_counts"),
         user_names=entities.get("user_names"),
         item_names=entities.get("item_names"),
         train_user_ids=entities.get("train_user_ids"),
         train_item_ids=entities.get("train_item_ids"),
     )
+    name = config["model"]["name"]
+    if name in experiment.BASELINES:
+        return _load_baseline(workdir, name, config, common)
+
+    checkpoints = os.path.join(workdir, "checkpoints")
+    # Checkpointer creates the directory; look first so a bad path is not littered.
+    if not _has_checkpoint(checkpoints):
+        raise ServingError(f"{workdir!r} has no checkpoint under {checkpoints!r}: nothing to load")
+    try:
+        description = experiment.read_model_description(workdir)
+    except FileNotFoundError:
+        raise ServingError(
+            f"{workdir!r} has no {experiment.MODEL_FILE} (the model description); it was trained "
+            "by a hybridrec older than this one, retrain it to load it"
+        ) from None
+    features_dir = os.path.join(workdir, "features")
+    encoder = FeatureEncoder.load(features_dir) if os.path.isdir(features_dir) else None
+
+    # Built abstractly (shapes only): initialising the tables for real would compile every
+    # initializer, ~8 s for the hybrid model, only to overwrite them with the checkpoint.
+    model = nnx.eval_shape(lambda: experiment.build_from_description(description))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    if jax.tree.leaves(rest):
+        # Non-parameter state (none of our models has any) is not in the checkpoint, so it
+        # needs its real initial values.
+        model = experiment.build_from_description(description)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    # Parameters alone: no optimizer (dense or row-sparse) is built or read.
+    ckpt = Checkpointer(workdir)
+    try:
+        step = ckpt.latest_step() if step is None else int(step)
+        params = ckpt.restore_params(params, step=step)
+    except FileNotFoundError as exc:
+        raise ServingError(f"{workdir!r}: no checkpoint of step {step}: {exc}") from exc
+    finally:
+        ckpt.close()
+    return TrainedModel(
+        step=step, graphdef=graphdef, params=params, rest=rest, encoder=encoder, **common
+    )
+
+
+def _load_baseline(workdir: str, name: str, config: Mapping[str, Any], common: dict):
+    from hybridrec import experiment
+    from hybridrec.models.baselines import get_baseline
+
+    path = os.path.join(workdir, experiment.BASELINE_FILE)
+    if not os.path.isfile(path):
+        raise ServingError(
+            f"{path} is missing: the {name!r} run did not finish, or a hybridrec older than this "
+            "one trained it"
+        )
+    options = {k: v for k, v in config["model"].items() if k != "name"}
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    baseline = get_baseline(name, **options).from_state_arrays(arrays)
+    return TrainedBaseline(baseline=baseline, **common)
 
 
 def _has_checkpoint(directory: str) -> bool:
@@ -277,7 +281,8 @@ class TrainedModel:
         self.step = step
         self._graphdef = graphdef
         self._state = (params, rest)
-        self.model = nnx.merge(graphdef, params, rest)
+        # A baseline (TrainedBaseline) has no graph: its model is the fitted baseline itself.
+        self.model = nnx.merge(graphdef, params, rest) if graphdef is not None else None
         self.user_map = user_map
         self.item_map = item_map
         self._user_table = user_table
@@ -295,6 +300,12 @@ class TrainedModel:
                 (np.ones(len(train_user_ids), np.float32), (train_user_ids, train_item_ids)),
                 shape=(self.num_users, self.num_items),
             )
+        # The run's final metrics (metrics.json), empty for a run that has not finished.
+        self.metrics: dict[str, Any] = {}
+        metrics_path = os.path.join(workdir, "metrics.json")
+        if os.path.isfile(metrics_path):
+            with open(metrics_path) as f:
+                self.metrics = json.load(f)
         self._fns: dict[str, Any] = {}
         self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._chunk_cache: dict[tuple[str, int], list] = {}
@@ -358,6 +369,58 @@ class TrainedModel:
         """The entity batch the model reads for raw item IDs."""
         rows = np.atleast_1d(self.item_index(item_ids))
         return {k: v[rows] for k, v in self._item_table.items()}
+
+    def find_items(self, query: str, limit: int = 20) -> pd.DataFrame:
+        """Items whose display name contains ``query`` (case-insensitive), exact matches first.
+
+        Args:
+          query: a title or part of one, e.g. ``"star wars"`` or ``"Star Wars (1977)"``.
+          limit: at most this many rows.
+
+        Returns:
+          DataFrame ``item_id``, ``name``, ``count`` (training interactions), best match first:
+          exact names, then names that start with the query, then the rest, each by popularity.
+
+        Raises:
+          ServingError: the run saved no display names.
+        """
+        names = self._require_names()
+        q = str(query).strip().casefold()
+        folded = np.char.lower(names.astype(str))
+        contains = np.flatnonzero(np.char.find(folded, q) >= 0)
+        counts = self.item_counts if self.item_counts is not None else np.zeros(len(names))
+        rank = np.where(
+            folded[contains] == q, 0, np.where(np.char.startswith(folded[contains], q), 1, 2)
+        )
+        order = np.lexsort((-np.asarray(counts)[contains], rank))[:limit]
+        rows = contains[order]
+        return pd.DataFrame(
+            {"item_id": self.item_ids[rows], "name": names[rows], "count": np.asarray(counts)[rows]}
+        )
+
+    def item_by_title(self, title: str) -> Any:
+        """The raw ID of the one item named ``title`` (exactly, case-insensitive).
+
+        A name shared by several items (two films called "Hamlet") or not found is a
+        ``ServingError`` listing the candidates with their IDs, so the caller can pick one.
+        """
+        names = self._require_names()
+        q = str(title).strip().casefold()
+        exact = np.flatnonzero(np.char.lower(names.astype(str)) == q)
+        if len(exact) == 1:
+            return self.item_ids[exact[0]]
+        candidates = self.find_items(title, limit=10)
+        listed = ", ".join(f"{n!r} (id {i})" for i, n in zip(candidates.item_id, candidates.name))
+        if len(exact) > 1:
+            raise ServingError(f"{len(exact)} items are named {title!r}: {listed}; pass an ID")
+        raise ServingError(
+            f"no item is named {title!r}" + (f"; did you mean: {listed}" if listed else "")
+        )
+
+    def _require_names(self) -> np.ndarray:
+        if self.item_names is None:
+            raise ServingError(f"{self.workdir}: the run saved no item names (its data has none)")
+        return self.item_names
 
     def seen_items(self, user: Any) -> np.ndarray:
         """Raw IDs of the items ``user`` interacted with in training (sorted by index)."""
@@ -745,6 +808,40 @@ class TrainedModel:
             frame.to_parquet(out, index=False)
             written.append(out)
         return written
+
+
+class TrainedBaseline(TrainedModel):
+    """A fitted baseline (popularity, item-kNN, EASE) loaded from its run: raw IDs in and out.
+
+    ``score`` and ``recommend`` work as for a trained model; what needs learned vectors or
+    metadata towers (similar items, export, new users and items) raises ``ServingError``.
+    """
+
+    def __init__(self, *, baseline, **common):
+        super().__init__(step=0, graphdef=None, params=None, rest=None, **common)
+        self.model = baseline
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainedBaseline({self.config['model']['name']!r}, {self.num_users} users x "
+            f"{self.num_items} items, workdir={self.workdir!r})"
+        )
+
+    @property
+    def factorised(self) -> bool:
+        return False
+
+    def score(self, user_ids: Any) -> np.ndarray:
+        rows = np.atleast_1d(self.user_index(user_ids)).astype(np.int64)
+        return np.asarray(self.model.score(rows), np.float32)
+
+    def _no_towers(self, *args, **kwargs):
+        raise ServingError(
+            f"{self.config['model']['name']!r} is a baseline fitted on interactions only: it "
+            "cannot score new users or items from metadata (train a hybrid model for that)"
+        )
+
+    encode_new = score_new_item = recommend_for_new_user = similar_items_to_new = _no_towers
 
 
 def read_export(path: str | os.PathLike) -> dict[str, np.ndarray]:

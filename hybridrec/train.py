@@ -22,7 +22,11 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,112 +37,33 @@ import numpy as np
 import optax
 from flax import nnx
 
-from hybridrec import evaluation, losses, models, sparse
+from hybridrec import evaluation, losses, rundir, sharding, sparse
 from hybridrec.checkpoint import Checkpointer
 from hybridrec.data import history as history_lib
-from hybridrec.data import splits
-from hybridrec.data.datasets import Dataset, load_dataset
-from hybridrec.data.features import EntityFeatures, FeatureEncoder
 from hybridrec.data.interactions import Interactions
 from hybridrec.data.sampling import NegativeSampler
-from hybridrec.data.schemas import get_schema
-from hybridrec.logging import MetricWriter, flatten_config, write_json
+from hybridrec.experiment import (
+    BASELINES,
+    ENTITIES_FILE,
+    MODEL_FILE,
+    ExperimentData,
+    build_from_description,
+    describe_model,
+    display_names,
+    fit_baseline,
+    prepare_data,
+    read_model_description,
+    save_baseline,
+    save_entities,
+    save_model_description,
+)
+from hybridrec.logging import MetricWriter, flatten_config
 from hybridrec.models.base import apply_y_range
 from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau, build_optimizer
-
-BASELINES = ("popularity", "itemknn", "ease")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message names the epoch and step."""
-
-
-# ------------------------------------------------------------------------------------ data
-@dataclasses.dataclass
-class ExperimentData:
-    """What the loop needs from the data: the split, the feature tables and the encoder.
-
-    Attributes:
-      dataset: the loaded dataset.
-      train: training interactions.
-      eval_splits: ``{"val": ..., "test": ...}`` held-out interactions to evaluate on (in order).
-      cold_items / cold_users: indices held out of training by a cold-start split, or None.
-      encoder: the feature encoder fitted on the training entities (None without features).
-      user_table / item_table: per-entity arrays (leading dim num_users / num_items): ``ids``,
-        ``known`` (1 if the entity occurs in training) and the encoded feature fields.
-    """
-
-    dataset: Dataset
-    train: Interactions
-    eval_splits: dict[str, Interactions]
-    cold_items: np.ndarray | None
-    cold_users: np.ndarray | None
-    encoder: FeatureEncoder | None
-    user_features: EntityFeatures | None
-    item_features: EntityFeatures | None
-    user_table: dict[str, np.ndarray]
-    item_table: dict[str, np.ndarray]
-
-
-def _entity_table(num: int, counts: np.ndarray, features: EntityFeatures | None) -> dict:
-    table = {"ids": np.arange(num, dtype=np.int32), "known": (counts > 0).astype(np.float32)}
-    if features is not None:
-        table.update({k: np.asarray(v) for k, v in features.arrays.items()})
-    return table
-
-
-def prepare_data(config: ml_collections.ConfigDict) -> ExperimentData:
-    """Loads the dataset, splits it and encodes side features fitted on the training entities."""
-    dataset = load_dataset(config.data)
-    interactions = dataset.interactions
-    threshold = config.data.get("implicit_threshold")
-    if threshold is not None:
-        # Keep the ratings' rows that pass; the split column (if any) follows the same rows.
-        keep = interactions.ratings >= threshold
-        if dataset.split is not None:
-            dataset = dataclasses.replace(dataset, split=dataset.split[keep])
-        interactions = interactions.subset(keep).replace(ratings=None)
-    split_cfg = dict(config.split)
-    if split_cfg.get("name") == "column":
-        if dataset.split is None:
-            raise ValueError("config.split.name='column' needs a dataset with a split column")
-        split_cfg["labels"] = dataset.split
-    split = splits.make_split(interactions, split_cfg)
-    eval_splits = (
-        {"val": split.test} if split.val is None else {"val": split.val, "test": split.test}
-    )
-
-    encoder = user_features = item_features = None
-    schema_name = config.features.get("schema")
-    if schema_name:
-        schema = get_schema(schema_name)
-        fields = config.features.get("fields")
-        if fields:
-            schema = schema.select(list(fields))
-        encoder = FeatureEncoder(schema).fit_dataset(dataset, split.train)
-        encoded = encoder.transform_dataset(dataset)
-        item_features, user_features = encoded.get("item"), encoded.get("user")
-    user_table = _entity_table(interactions.num_users, split.train.user_counts(), user_features)
-    if config.features.get("user_history"):
-        # Each user's training items, for the ``history`` tower (hybridrec.data.history).
-        user_table.update(
-            history_lib.history_arrays(
-                split.train, config.features.get("history_max_items"), seed=int(config.seed)
-            )
-        )
-    item_table = _entity_table(interactions.num_items, split.train.item_counts(), item_features)
-    return ExperimentData(
-        dataset=dataset,
-        train=split.train,
-        eval_splits=eval_splits,
-        cold_items=split.cold_items,
-        cold_users=split.cold_users,
-        encoder=encoder,
-        user_features=user_features,
-        item_features=item_features,
-        user_table=user_table,
-        item_table=item_table,
-    )
 
 
 def _gather(table: Mapping[str, jax.Array], ids: jax.Array) -> dict[str, jax.Array]:
@@ -146,25 +71,7 @@ def _gather(table: Mapping[str, jax.Array], ids: jax.Array) -> dict[str, jax.Arr
     return {k: v[ids] for k, v in table.items()}
 
 
-# ------------------------------------------------------------------------------------ model
-def build_model(config: ml_collections.ConfigDict, data: ExperimentData) -> models.Recommender:
-    """Builds ``config.model`` for the data's ID spaces and feature fields."""
-    options = dict(config.model)
-    name = options.pop("name")
-    user_info = dict(data.user_features.fields) if data.user_features is not None else {}
-    if history_lib.IDS in data.user_table:
-        width = data.user_table[history_lib.IDS].shape[1]
-        user_info[history_lib.FIELD] = history_lib.field_info(data.train.num_items, width)
-    context = dict(
-        num_users=data.train.num_users,
-        num_items=data.train.num_items,
-        rngs=nnx.Rngs(params=config.seed),
-        user_features_info=user_info,
-        item_features_info=data.item_features.fields if data.item_features is not None else {},
-    )
-    return models.build(name, context=context, **options)
-
-
+# ------------------------------------------------------------------------------------ loss
 def make_loss_fn(config: ml_collections.ConfigDict, num_items: int):
     """The per-batch loss: model, batch -> scalar, dispatching on the loss kind."""
     name = config.train.loss
@@ -230,59 +137,184 @@ def make_loss_fn(config: ml_collections.ConfigDict, num_items: int):
 
 
 # ------------------------------------------------------------------------------------ main
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, new_run: bool = False
+) -> dict[str, float]:
     """Trains ``config`` and evaluates it; returns the final metrics (also in metrics.json).
 
     Args:
       config: an experiment config (see ``experiments/configs/hybrid.py`` for every section).
-      workdir: the run directory. If it holds a checkpoint, training resumes from it.
+      workdir: the run directory. If it holds a run of the same config, training resumes from
+        its last checkpoint; if it holds a run of another config, nothing is touched and a
+        ``RunDirError`` lists the differing keys (``hybridrec.rundir``).
+      new_run: when ``workdir`` holds a run of another config, start a fresh run in a sibling
+        directory (``<workdir>-2``, ...) instead of refusing.
 
     Returns:
       Flat ``{name: value}`` of the final metrics, e.g. ``val/ndcg@10``, ``val/collie_map@10``,
-      ``train/loss``, ``train/samples_per_s``, ``wall_time_s``.
+      ``train/loss``, ``train/samples_per_s``, ``wall_time_s``. ``run_experiment`` returns the
+      run directory used as well (it differs from ``workdir`` with ``new_run``).
+
+    Raises:
+      Interrupted: Ctrl-C; the current epoch was finished and checkpointed first, so rerunning
+        the same command resumes exactly.
     """
+    return run_experiment(config, workdir, new_run=new_run).metrics
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished run: its directory and final metrics."""
+
+    workdir: str
+    metrics: dict[str, float]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the message says which epoch was checkpointed and how to resume."""
+
+
+def run_experiment(
+    config: ml_collections.ConfigDict, workdir: str, *, new_run: bool = False
+) -> Run:
+    """``train_and_evaluate`` that also returns the run directory it used (see there)."""
     start_time = time.time()
-    # ---- workdir and logging
-    os.makedirs(workdir, exist_ok=True)
-    write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    ckpt = Checkpointer(workdir, max_to_keep=config.checkpoint.max_to_keep)
-    _truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), ckpt.latest_step() or 0)
-    writer = MetricWriter(workdir)
+    # ---- workdir: compared with the stored run before anything is written
+    workdir, fresh = rundir.open_run(workdir, config.to_dict(), new_run=new_run)
+    rundir.set_status(workdir, "running")
+    ckpt = writer = None
+    interrupt = _DeferredInterrupt()
     try:
-        return _train_and_evaluate(config, workdir, ckpt, writer, start_time)
+        with interrupt:
+            ckpt = Checkpointer(workdir, max_to_keep=config.checkpoint.max_to_keep)
+            _truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), ckpt.latest_step() or 0)
+            writer = MetricWriter(workdir)
+            metrics = _train_and_evaluate(
+                config, workdir, fresh, ckpt, writer, start_time, interrupt
+            )
+    except KeyboardInterrupt as exc:
+        rundir.set_status(workdir, "interrupted", error=str(exc) or "KeyboardInterrupt")
+        raise
+    except BaseException as exc:
+        rundir.set_status(workdir, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         # Also on errors: event files flushed, checkpoint threads joined.
-        writer.close()
-        ckpt.close()
+        if writer is not None:
+            writer.close()
+        if ckpt is not None:
+            ckpt.close()
+    rundir.set_status(workdir, "completed")
+    return Run(workdir=workdir, metrics=metrics)
 
 
-def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, float]:
+class _DeferredInterrupt:
+    """Turns the first Ctrl-C into a request the loop honours at the end of the epoch.
+
+    The loop then saves a checkpoint and raises ``Interrupted``, so no finished epoch is lost
+    and compilation is never torn down half-way (an interrupt inside XLA's compiler once ended in
+    a segmentation fault). A second Ctrl-C interrupts at once. Only the main thread can own
+    signal handlers; elsewhere (a notebook's worker thread) this does nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nCtrl-C: finishing this epoch and saving a checkpoint (Ctrl-C again to stop now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _train_and_evaluate(
+    config, workdir, fresh, ckpt, writer, start_time, interrupt
+) -> dict[str, float]:
     resume_epoch = ckpt.latest_step() or 0
 
-    # ---- data and features
+    # ---- data, features and provenance
     data = prepare_data(config)
     train = data.train
     num_items = train.num_items
+    counts = dict(
+        users=train.num_users,
+        items=num_items,
+        train=len(train),
+        **{name: len(split) for name, split in data.eval_splits.items()},
+    )
+    record = rundir.record_provenance(
+        workdir,
+        fresh=fresh,
+        data_config=config.data.to_dict(),
+        dataset_info=data.dataset.info,
+        counts=counts,
+        notes=data.notes,
+    )
+    print(rundir.summary(record), flush=True)
+    _write_hparams(writer, config)
+    if not os.path.exists(os.path.join(workdir, ENTITIES_FILE)):
+        save_entities(workdir, data)
     if config.model.name in BASELINES:
         final = _fit_baseline(config, data, writer, workdir)
         final["wall_time_s"] = time.time() - start_time
-        _save_entities(workdir, data)
         evaluation.write_metrics_json(workdir, final)
         return final
-    if data.encoder is not None:
+    # Written once (a fresh run, or a resume of a run that failed before writing them): a
+    # rerun never rewrites what an existing checkpoint was trained with.
+    mesh = sharding.make_mesh(config.get("mesh"))
+    if os.path.exists(os.path.join(workdir, MODEL_FILE)):
+        # A resume builds exactly the model its checkpoint holds (ID spaces padded for the
+        # mesh it started on included).
+        description = read_model_description(workdir)
+    else:
+        description = describe_model(
+            config,
+            data,
+            num_users=sharding.padded(train.num_users, mesh),
+            num_items=sharding.padded(num_items, mesh),
+        )
+        save_model_description(workdir, description)
+    placement = sharding.Placement(
+        mesh, row_counts=(description["num_users"], description["num_items"])
+    )
+    if data.encoder is not None and not os.path.isdir(os.path.join(workdir, "features")):
         data.encoder.save(os.path.join(workdir, "features"))
     user_table = jax.tree.map(jnp.asarray, data.user_table)
     item_table = jax.tree.map(jnp.asarray, data.item_table)
 
     # ---- model, optimizer, sampler
-    model = build_model(config, data)
+    model = build_from_description(description)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tc = config.train
     batch_size = int(tc.batch_size)
+    placement.check_batch(batch_size)
     num_batches = max(math.ceil(len(train) / batch_size), 1)
     per_dispatch = max(min(int(tc.steps_per_dispatch), num_batches), 1)
     num_chunks = math.ceil(num_batches / per_dispatch)
     total_steps = num_batches * int(tc.num_epochs)
+    if num_batches < _FEW_STEPS:
+        # 4,400 beer reviews at batch 1024 made 3 steps an epoch and a model below chance.
+        warnings.warn(
+            f"only {num_batches} optimizer step(s) an epoch ({len(train):,} training "
+            f"interactions at config.train.batch_size={batch_size}): the model may barely "
+            "learn; lower the batch size or raise config.train.num_epochs",
+            stacklevel=2,
+        )
     use_sparse = sparse.enabled(config.optimizer)
     if use_sparse:
         # Row-sparse updates of embedding tables (hybridrec.sparse): gradients of the rows looked
@@ -318,11 +350,13 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     )
     base_key = jax.random.key(int(config.seed))
 
+    # Row-sharded ID tables and their optimizer state; identity on one device.
+    params, opt_state = placement.put_state(params), placement.put_state(opt_state)
+
     # ---- restore
     history: dict[str, Any] = {}
     if resume_epoch:
-        restored, host = ckpt.restore(dict(params=params, opt_state=opt_state))
-        params, opt_state = restored["params"], restored["opt_state"]
+        params, opt_state, host = ckpt.restore(params=params, opt_state=opt_state)
         _load_host_state(host, plateau, stopper, history)
         print(f"resumed from epoch {resume_epoch} in {workdir}", flush=True)
 
@@ -335,12 +369,14 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     item_keys = {"ids", "known", *model.item_reads}
     if credit_field:
         item_keys.add(f"{credit_field}/ids")
-    device_data = dict(
-        positives=positives,
-        users={k: v for k, v in user_table.items() if k in user_keys},
-        items={k: v for k, v in item_table.items() if k in item_keys},
-        sampler=sampler,
-        key=base_key,
+    device_data = placement.replicate(
+        dict(
+            positives=positives,
+            users={k: v for k, v in user_table.items() if k in user_keys},
+            items={k: v for k, v in item_table.items() if k in item_keys},
+            sampler=sampler,
+            key=base_key,
+        )
     )
 
     def one_step(carry, xs, dd):
@@ -413,7 +449,19 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
         (params, opt_state), chunk_losses = jax.lax.scan(step, (params, opt_state), xs)
         return params, opt_state, chunk_losses
 
-    run_chunk = jax.jit(run_chunk, donate_argnums=(0, 1))
+    if placement.mesh is None:
+        run_chunk = jax.jit(run_chunk, donate_argnums=(0, 1))
+    else:
+        # Pinned output shardings: the state keeps its row sharding from chunk to chunk.
+        run_chunk = jax.jit(
+            run_chunk,
+            donate_argnums=(0, 1),
+            out_shardings=(
+                placement.state_shardings(params),
+                placement.state_shardings(opt_state),
+                None,
+            ),
+        )
 
     padded_rows = num_chunks * per_dispatch * batch_size
 
@@ -429,11 +477,20 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
         return rows.reshape(num_chunks, per_dispatch, batch_size)
 
     # Compile ahead of time, so the compile cost is measured apart from training throughput.
+    if config.get("progress", True):
+        print("compiling the training step ...", end="", flush=True)
     t0 = time.time()
     run_chunk = run_chunk.lower(
-        params, opt_state, epoch_rows(resume_epoch)[0], np.int32(0), np.int32(0), device_data
+        params,
+        opt_state,
+        placement.put_rows(epoch_rows(resume_epoch)[0]),
+        np.int32(0),
+        np.int32(0),
+        device_data,
     ).compile()
     compile_s = time.time() - t0
+    if config.get("progress", True):
+        print(f" {compile_s:.1f} s", flush=True)
 
     # ---- evaluation
     ec = config.eval
@@ -491,16 +548,6 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
             per_user[f"{name}:user_ids"] = result.user_ids[name]
         return dict(result.metrics)
 
-    # ---- hyperparameters
-    writer.write_hparams(
-        {
-            k: v
-            for k, v in flatten_config(config.to_dict()).items()
-            if not k.startswith("data.files")
-        },
-        metric_tags=[f"val/{m}" for m in ("ndcg@10", "recall@10", "collie_map@10", "collie_auc")],
-    )
-
     # ---- the loop
     metrics: dict[str, float] = dict(history.get("last_metrics", {}))
     epochs_done = resume_epoch
@@ -526,12 +573,19 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     for epoch in progress:
         if stopper is not None and stopper.stopped:
             break
+        if interrupt.requested:  # Ctrl-C before the first epoch (while compiling, say)
+            raise Interrupted(f"interrupted before epoch {epoch + 1}; {workdir} is unchanged")
         t0 = time.time()
         rows = epoch_rows(epoch)
         epoch_losses = []
         for c in range(num_chunks):
             params, opt_state, chunk_losses = run_chunk(
-                params, opt_state, rows[c], np.int32(epoch), np.int32(c), device_data
+                params,
+                opt_state,
+                placement.put_rows(rows[c]),
+                np.int32(epoch),
+                np.int32(c),
+                device_data,
             )
             epoch_losses.append(chunk_losses)
         chunk_losses = np.concatenate([np.asarray(x) for x in epoch_losses])[:num_batches]
@@ -567,13 +621,20 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
             (epoch + 1) % int(config.checkpoint.every_epochs) == 0
             or last
             or (stopper and stopper.stopped)
+            or interrupt.requested
         ):
             ckpt.save(
                 epoch + 1,
-                dict(params=params, opt_state=opt_state),
+                params=params,
+                opt_state=opt_state,
                 host=_host_state(plateau, stopper, history),
             )
         epochs_done = epoch + 1
+        if interrupt.requested:
+            raise Interrupted(
+                f"interrupted after epoch {epochs_done} of {int(tc.num_epochs)}; checkpoint "
+                f"saved in {workdir}: rerun the same command to resume"
+            )
 
     # ---- final evaluation
     final = {k: v for k, v in metrics.items() if k.startswith(("train/loss", "val/"))}
@@ -586,9 +647,10 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
         final["train/samples_per_s"] = samples / train_time
     final["train/compile_s"] = compile_s
     final["wall_time_s"] = time.time() - start_time
+    if loss_kind != "pointwise_rating" and not ec.get("ratings"):
+        final.update(_reference_metrics(config, data))
     if per_user:
-        np.savez_compressed(os.path.join(workdir, "per_user.npz"), **per_user)
-    _save_entities(workdir, data)
+        np.savez(os.path.join(workdir, "per_user.npz"), **per_user)
     if config.get("plots", True):
         _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
     test_scalars = {k: v for k, v in final.items() if k.startswith("test/")}
@@ -598,6 +660,8 @@ def _train_and_evaluate(config, workdir, ckpt, writer, start_time) -> dict[str, 
     return final
 
 
+# Fewer optimizer steps an epoch than this gets a warning.
+_FEW_STEPS = 10
 _SHOWN = ("train/loss", "val/ndcg@10", "val/recall@10", "val/collie_map@10", "val/rmse")
 
 
@@ -638,20 +702,40 @@ def _make_pair_scorer(graphdef):
     return score_pairs
 
 
+def _write_hparams(writer: MetricWriter, config: ml_collections.ConfigDict) -> None:
+    """The run's config as TensorBoard hparams (file lists left out), baselines included."""
+    writer.write_hparams(
+        {
+            k: v
+            for k, v in flatten_config(config.to_dict()).items()
+            if not k.startswith("data.files")
+        },
+        metric_tags=[f"val/{m}" for m in ("ndcg@10", "recall@10", "collie_map@10", "collie_auc")],
+    )
+
+
 def _fit_baseline(
     config, data: ExperimentData, writer: MetricWriter, workdir: str
 ) -> dict[str, float]:
-    """Fits a non-neural baseline (popularity, item-kNN, EASE) and evaluates it like a model."""
-    from hybridrec.models.baselines import get_baseline
-
-    options = dict(config.model)
-    name = options.pop("name")
+    """Fits a non-neural baseline (popularity, item-kNN, EASE), evaluates it like a model and
+    saves it (``baseline.npz``), so ``hybridrec.load`` serves it like any run."""
     t0 = time.time()
-    baseline = get_baseline(name, **options).fit(data.train)
+    baseline = fit_baseline(config, data)
     final: dict[str, float] = {"train/fit_s": time.time() - t0}
+    save_baseline(workdir, baseline)
+    metrics, per_user = _evaluate_baseline(baseline, data, config.eval)
+    final.update(metrics)
+    writer.write_scalars(0, final)
+    if per_user:
+        np.savez(os.path.join(workdir, "per_user.npz"), **per_user)
+    return final
+
+
+def _evaluate_baseline(baseline, data: ExperimentData, ec) -> tuple[dict, dict]:
+    """Metrics and per-user values of a fitted baseline on every evaluation split."""
     exclude: list[Interactions] = []
+    metrics: dict[str, float] = {}
     per_user: dict[str, np.ndarray] = {}
-    ec = config.eval
     for split_name, test in data.eval_splits.items():
         result = evaluation.evaluate(
             baseline.score,
@@ -665,15 +749,25 @@ def _fit_baseline(
             segments=tuple(ec.get("segments") or ()),
             batch_size=int(ec.batch_size),
         )
-        final.update(result.metrics)
+        metrics.update(result.metrics)
         exclude.append(test)
         for name, values in result.per_user.items():
             per_user[name] = values
             per_user[f"{name}:user_ids"] = result.user_ids[name]
-    writer.write_scalars(0, final)
-    if per_user:
-        np.savez_compressed(os.path.join(workdir, "per_user.npz"), **per_user)
-    return final
+    return metrics, per_user
+
+
+def _reference_metrics(config, data: ExperimentData) -> dict[str, float]:
+    """``popularity/<split>/<metric>``: the baselines named in ``config.eval.reference``,
+    evaluated on the same splits, so every run shows what it must beat."""
+    from hybridrec.models.baselines import get_baseline
+
+    out = {}
+    for name in config.eval.get("reference") or ():
+        baseline = get_baseline(name).fit(data.train)
+        metrics, _ = _evaluate_baseline(baseline, data, config.eval)
+        out.update({f"{name}/{k}": v for k, v in metrics.items() if "num_users" not in k})
+    return out
 
 
 def _watcher(cls, options):
@@ -747,50 +841,6 @@ def _truncate_jsonl(path: str, last_step: int) -> None:
         f.writelines(keep)
 
 
-def _raw(ids: np.ndarray) -> np.ndarray:
-    return ids.astype(str) if ids.dtype == object else ids
-
-
-def _display_names(metadata) -> np.ndarray | None:
-    """A human-readable name per entity (title, beer name), when the metadata has one."""
-    if metadata is None:
-        return None
-    for column in ("title", "movie_title", "beer_name", "name"):
-        if column in metadata.columns:
-            return metadata[column].fillna("").astype(str).to_numpy(dtype=str)
-    return None
-
-
-def _save_entities(workdir: str, data: ExperimentData) -> None:
-    """``entities.npz``: raw IDs, names, the ``known`` masks and every entity's feature arrays.
-
-    With ``features/`` (the fitted encoder) and the checkpoint, this is all ``hybridrec.load``
-    needs: no dataset is read again to recommend, and a new item is encoded from raw metadata.
-    """
-    arrays = {
-        "user_raw_ids": _raw(data.train.user_map.raw_ids),
-        "item_raw_ids": _raw(data.train.item_map.raw_ids),
-        "user_known": data.user_table["known"],
-        "item_known": data.item_table["known"],
-        "item_counts": data.train.item_counts(),
-        # The training interactions, so recommendations can exclude what a user has seen.
-        "train_user_ids": data.train.user_ids,
-        "train_item_ids": data.train.item_ids,
-    }
-    for side, table in (("user", data.user_table), ("item", data.item_table)):
-        for key, value in table.items():
-            if key not in ("ids", "known"):
-                arrays[f"{side}:{key}"] = value
-    for side, metadata in (
-        ("user", data.dataset.user_metadata),
-        ("item", data.dataset.item_metadata),
-    ):
-        names = _display_names(metadata)
-        if names is not None:
-            arrays[f"{side}_names"] = names
-    np.savez_compressed(os.path.join(workdir, "entities.npz"), **arrays)
-
-
 def _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves) -> None:
     """Learning curves, ROC/PR for pair tasks, item embeddings (PCA) and item biases."""
     from hybridrec import plots
@@ -813,9 +863,9 @@ def _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
     model = nnx.merge(graphdef, params, rest)
     if not getattr(model, "factorised", False):
         return
-    names = _display_names(data.dataset.item_metadata)
+    names = display_names(data.dataset.item_metadata)
     if names is None:
-        names = _raw(data.train.item_map.raw_ids).astype(str)
+        names = np.asarray(data.train.item_map.raw_ids).astype(str)
     known = data.item_table["known"] > 0
     counts = data.train.item_counts()
     items = jax.tree.map(jnp.asarray, item_table)
@@ -833,22 +883,59 @@ def _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
 
 
 def _progress(iterable, *, total: int, initial: int, config):
+    """A tqdm bar on a terminal; one plain line per epoch when the output is a file or pipe
+    (a bar's carriage returns make log files unreadable); nothing with ``progress=False``."""
     if not config.get("progress", True):
         return iterable
+    if not sys.stderr.isatty():
+        return _EpochLines(iterable, total)
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, initial=initial, desc="epochs", unit="epoch", leave=True)
 
 
+class _EpochLines:
+    """``tqdm``'s interface as used by the loop, printing ``epoch 3/20 loss=... ndcg@10=...``."""
+
+    def __init__(self, iterable, total: int):
+        self.iterable, self.total = iterable, total
+        self.t0 = time.time()
+
+    def set_postfix(self, values):
+        self._postfix = values
+
+    def __iter__(self):
+        for epoch in self.iterable:
+            self._postfix = {}
+            yield epoch
+            shown = " ".join(f"{k}={v}" for k, v in self._postfix.items())
+            elapsed = time.time() - self.t0
+            print(f"epoch {epoch + 1}/{self.total} {shown} ({elapsed:.1f} s)", file=sys.stderr)
+
+
 def print_metrics_table(metrics: Mapping[str, float]) -> None:
-    """Prints the final metrics as an aligned two-column table."""
-    width = max((len(k) for k in metrics), default=10)
-    print(f"\n{'metric':<{width}}  value")
-    print(f"{'-' * width}  ---------")
-    for key in sorted(metrics):
-        value = metrics[key]
-        print(
-            f"{key:<{width}}  {value:.4f}"
-            if isinstance(value, float)
-            else f"{key:<{width}}  {value}"
-        )
+    """Prints the final metrics as an aligned table, with reference baselines in columns.
+
+    ``popularity/val/ndcg@10`` is shown in a ``popularity`` column beside ``val/ndcg@10``.
+    """
+    references = sorted(
+        {k.split("/", 1)[0] for k in metrics if k.split("/", 1)[0] in _REFERENCE_NAMES}
+    )
+    own = {k: v for k, v in metrics.items() if k.split("/", 1)[0] not in references}
+    width = max((len(k) for k in own), default=10)
+
+    def fmt(value):
+        return f"{value:.4f}" if isinstance(value, float) else f"{value}"
+
+    header = f"{'metric':<{width}}  {'value':>9}" + "".join(f"  {r:>10}" for r in references)
+    print(f"\n{header}")
+    print("-" * len(header))
+    for key in sorted(own):
+        line = f"{key:<{width}}  {fmt(own[key]):>9}"
+        for ref in references:
+            line += f"  {fmt(metrics[f'{ref}/{key}']) if f'{ref}/{key}' in metrics else '':>10}"
+        print(line)
+
+
+# Baselines that ``config.eval.reference`` may name (their metrics get a column of their own).
+_REFERENCE_NAMES = ("popularity", "itemknn", "ease")

@@ -17,7 +17,8 @@ import pytest
 
 from experiments.configs import hybrid
 from hybridrec.serving import ServingError, TrainedModel, load, read_export
-from hybridrec.train import prepare_data, train_and_evaluate
+from hybridrec.experiment import prepare_data
+from hybridrec.train import train_and_evaluate
 
 ITEM_COLUMNS = ("title", "genres", "release_year", "freebase")
 USER_COLUMNS = ("age", "gender", "occupation")
@@ -319,3 +320,30 @@ def test_exclude_seen_needs_the_saved_training_interactions(run, tmp_path):
     with pytest.raises(ServingError, match="exclude_seen=False"):
         trained.recommend(user)
     assert len(trained.recommend(user, k=3, exclude_seen=False)) == 3
+
+
+def test_find_items_and_item_by_title(trained):
+    names = trained.item_names
+    assert names is not None
+    counts = trained.item_counts
+    # The most popular item's name, in another case: exact match first.
+    row = int(np.argmax(counts))
+    found = trained.find_items(names[row].upper())
+    assert found.item_id.iloc[0] == trained.item_ids[row]
+    # A fragment: every name containing it (brute force), exact, prefix, then others by count.
+    fragment = names[row][1:4].lower()
+    expected = {i for i, n in zip(trained.item_ids, names) if fragment in n.lower()}
+    assert set(trained.find_items(fragment, limit=len(names)).item_id) == expected
+    unique = [n for n in names if (names == n).sum() == 1]
+    assert trained.item_by_title(unique[0].lower()) == trained.item_ids[list(names).index(unique[0])]
+    with pytest.raises(ServingError, match="no item is named"):
+        trained.item_by_title("no such title at all")
+    # A name shared by two items is refused with both IDs.
+    shared = trained.item_names.copy()
+    trained.item_names = shared
+    shared[1] = shared[0]
+    try:
+        with pytest.raises(ServingError, match="2 items are named"):
+            trained.item_by_title(shared[0])
+    finally:
+        trained.item_names = names

@@ -7,11 +7,10 @@ mistakes, early stopping, reduce-on-plateau and the popularity baseline. Slow te
 popularity baseline, metadata towers beat an ID-only model on cold items, and a run killed with
 SIGKILL and restarted ends exactly where an uninterrupted run does.
 
-Speed: nearly all of a smoke run is XLA compilation (the jitted chunk of steps and the
-evaluation kernel), and most runs here compile the same programs. The module turns on JAX's
-persistent compilation cache in a temporary directory (and restores the previous setting after
-the module), so a run whose shapes and constants were seen before loads its executables instead
-of compiling them. Subprocesses share the cache through ``JAX_COMPILATION_CACHE_DIR``.
+Speed: nearly all of a smoke run is XLA compilation; ``tests/conftest.py`` turns on JAX's
+persistent compilation cache for the session, so a run whose programs were seen before loads
+its executables instead of compiling them. Subprocesses share it through
+``JAX_COMPILATION_CACHE_DIR``.
 """
 
 from __future__ import annotations
@@ -27,12 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import ml_collections
 import numpy as np
 import pytest
 import tbparse
-from jax.experimental.compilation_cache import compilation_cache
 
 from experiments.configs import hybrid, mf
 from hybridrec import models, train
@@ -50,27 +47,6 @@ JSONL_TIMING_KEYS = ("time", "train/epoch_time_s")
 
 
 # ---------------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory) -> Path:
-    """JAX's persistent compilation cache for this module only (see the module docstring)."""
-    cache_dir = tmp_path_factory.mktemp("jax_compilation_cache")
-    names = (
-        "jax_compilation_cache_dir",
-        "jax_persistent_cache_min_compile_time_secs",
-        "jax_persistent_cache_min_entry_size_bytes",
-    )
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    # The cache decides once per process whether it is on; earlier tests already compiled.
-    compilation_cache.reset_cache()
-    yield cache_dir
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
-
-
 def mf_smoke(**train_overrides) -> ml_collections.ConfigDict:
     """``mf.py:smoke`` without plots (matplotlib is slow and tested elsewhere)."""
     config = mf.get_config("smoke")
@@ -259,9 +235,9 @@ def test_resume_from_an_earlier_checkpoint_reaches_the_same_end(tmp_path, monkey
     restored_steps = []
     original_restore = train.Checkpointer.restore
 
-    def spy(self, target, step=None):
+    def spy(self, *, params, opt_state=None, step=None):
         restored_steps.append(self.latest_step() if step is None else step)
-        return original_restore(self, target, step)
+        return original_restore(self, params=params, opt_state=opt_state, step=step)
 
     monkeypatch.setattr(train.Checkpointer, "restore", spy)
     capsys.readouterr()

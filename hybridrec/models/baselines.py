@@ -127,6 +127,57 @@ class Baseline:
         """Same as ``score``, so a fitted baseline is itself a ``score_fn``."""
         return self.score(user_ids)
 
+    # What ``state_arrays`` saves besides the training history: the fitted arrays' names.
+    _state: tuple[str, ...] = ()
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as plain arrays (no pickle), for ``baseline.npz`` in a run directory.
+
+        Holds the history matrix (CSR parts) and each fitted array; ``from_state_arrays`` on a
+        baseline built with the same options restores it exactly.
+        """
+        if self._history is None:
+            raise BaselineError(f"{self.name}: call fit(train) before state_arrays()")
+        h = self._history
+        out = {
+            "shape": np.asarray(h.shape, np.int64),
+            "history_indptr": h.indptr,
+            "history_indices": h.indices,
+            "history_data": h.data,
+        }
+        for key in self._state:
+            value = getattr(self, key)
+            if sp.issparse(value):
+                value = sp.csr_matrix(value)
+                out.update(
+                    {f"{key}_indptr": value.indptr, f"{key}_indices": value.indices,
+                     f"{key}_data": value.data}
+                )
+            else:
+                out[key] = np.asarray(value)
+        return out
+
+    def from_state_arrays(self, arrays: dict[str, np.ndarray]) -> Baseline:
+        """Restores what ``state_arrays`` saved; returns ``self``, ready to ``score``."""
+        num_users, num_items = (int(x) for x in arrays["shape"])
+        self.num_users, self.num_items = num_users, num_items
+        self._history = sp.csr_matrix(
+            (arrays["history_data"], arrays["history_indices"], arrays["history_indptr"]),
+            shape=(num_users, num_items),
+        )
+        for key in self._state:
+            if f"{key}_indptr" in arrays:
+                value = sp.csr_matrix(
+                    (arrays[f"{key}_data"], arrays[f"{key}_indices"], arrays[f"{key}_indptr"]),
+                    shape=(num_items, num_items),
+                )
+            elif key in arrays:
+                value = arrays[key]
+            else:
+                raise BaselineError(f"{self.name}: saved state lacks {key!r}")
+            setattr(self, key, value)
+        return self
+
 
 class Popularity(Baseline):
     """Recommends the most popular items to everyone: score(u, i) = number of train interactions.
@@ -140,6 +191,7 @@ class Popularity(Baseline):
     """
 
     name = "popularity"
+    _state = ("item_scores",)
 
     def __init__(self, weighted: bool = False) -> None:
         super().__init__()
@@ -230,6 +282,8 @@ class ItemKNN(Baseline):
             dtype=np.float32,
         )
 
+    _state = ("similarity",)
+
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
         return (history @ self.similarity).toarray()
 
@@ -297,6 +351,8 @@ class EASE(Baseline):
         p /= -np.diag(p).copy()[None, :]
         p[np.diag_indices(n)] = 0.0
         self.item_weights = p.astype(np.float32, copy=False)
+
+    _state = ("item_weights",)
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.item_weights)
