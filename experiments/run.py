@@ -18,6 +18,7 @@ import ast
 import os
 import sys
 import time
+import warnings
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -78,6 +79,8 @@ def main(argv: list[str]) -> None:
     del argv
     # Orbax logs every checkpoint step at INFO through absl; keep the console for results.
     logging.set_verbosity(logging.WARNING)
+    # A warning is one line ("warning: only 3 optimizer steps an epoch ..."), not a source line.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     from hybridrec.rundir import RunDirError
     from hybridrec.train import Interrupted, print_metrics_table, run_experiment
 

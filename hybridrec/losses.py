@@ -77,6 +77,12 @@ def _register(name: str, kind: str, needs_num_items: bool = False):
     return deco
 
 
+#: The public decorator for a researcher's own loss, e.g. in ``my_pkg/losses.py``:
+#: ``@register("focal_bpr", kind="pairwise")`` then ``config.train.loss = "my_pkg.losses.focal_bpr"``
+#: (the dotted path imports the module; the decorator tags the function with its kind).
+register = _register
+
+
 def get_loss(name: str) -> Callable[..., jax.Array]:
     """Returns the loss function registered under ``name``.
 
@@ -87,10 +93,15 @@ def get_loss(name: str) -> Callable[..., jax.Array]:
     Raises:
       LossError: for an unknown name, listing the known ones.
     """
-    try:
-        return _LOSSES[name]
-    except KeyError:
-        raise LossError(f"unknown loss {name!r}; known losses: {sorted(_LOSSES)}") from None
+    from hybridrec.plugins import resolve
+
+    loss = resolve(name, _LOSSES, what="loss", error=LossError)
+    if not hasattr(loss, "kind"):
+        raise LossError(
+            f"loss {name!r} has no `kind`: decorate your own loss with "
+            "hybridrec.losses.register(name, kind=...) so the trainer knows its arguments"
+        )
+    return loss
 
 
 # ---------------------------------------------------------------------------------- helpers

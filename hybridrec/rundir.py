@@ -31,10 +31,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hybridrec.logging import flatten_config, write_json
+from hybridrec.logging import STATUS_FILE, flatten_config, read_status, write_json
 
 CONFIG_FILE = "config.json"
-STATUS_FILE = "status.json"
 PROVENANCE_FILE = "provenance.json"
 # Config keys that may differ between a run and its resume: they change how the run is shown,
 # never what it computes.
@@ -130,15 +129,6 @@ def open_run(workdir: str, config: Mapping[str, Any], *, new_run: bool = False) 
 
 
 # ------------------------------------------------------------------------------------ status
-def read_status(workdir: str) -> dict[str, Any] | None:
-    """``status.json`` of a run directory, or None (a run from before statuses were kept)."""
-    try:
-        with open(os.path.join(workdir, STATUS_FILE)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def set_status(workdir: str, state: str, **extra: Any) -> None:
     """Writes ``status.json`` and shows or hides the run's event files to match the state."""
     previous = read_status(workdir) or {}

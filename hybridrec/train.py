@@ -37,9 +37,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from hybridrec import evaluation, losses, rundir, sharding, sparse
+from hybridrec import evaluation, objectives, rundir, sharding, sparse
 from hybridrec.checkpoint import Checkpointer
-from hybridrec.data import history as history_lib
 from hybridrec.data.interactions import Interactions
 from hybridrec.data.sampling import NegativeSampler
 from hybridrec.experiment import (
@@ -57,83 +56,12 @@ from hybridrec.experiment import (
     save_entities,
     save_model_description,
 )
-from hybridrec.logging import MetricWriter, flatten_config
-from hybridrec.models.base import apply_y_range
+from hybridrec.logging import MetricWriter, flatten_config, write_plot_images
 from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau, build_optimizer
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message names the epoch and step."""
-
-
-def _gather(table: Mapping[str, jax.Array], ids: jax.Array) -> dict[str, jax.Array]:
-    """Rows ``ids`` (any shape) of every array of an entity table."""
-    return {k: v[ids] for k, v in table.items()}
-
-
-# ------------------------------------------------------------------------------------ loss
-def make_loss_fn(config: ml_collections.ConfigDict, num_items: int):
-    """The per-batch loss: model, batch -> scalar, dispatching on the loss kind."""
-    name = config.train.loss
-    loss = losses.get_loss(name)
-    options = dict(config.train.get("loss_options") or {})
-    num_negatives = int(config.train.num_negatives)
-    if loss.needs_num_items:
-        options["num_items"] = num_items
-    credit = config.train.get("metadata_credit")
-    if credit and not getattr(loss, "supports_metadata", False):
-        raise ValueError(f"loss {name!r} does not support config.train.metadata_credit")
-
-    def loss_fn(model, users, pos_items, neg_items, batch, sampler, key):
-        # users, pos_items: entity batches (B,); neg_items: entity batch of (B * K,) rows.
-        B = batch["weights"].shape[0]
-        u_key, i_key, s_key = jax.random.split(key, 3)
-        u = model.encode_users(users, training=True, key=u_key)
-        if loss.kind == "full_softmax":
-            v_all = model.encode_items(neg_items, training=True, key=i_key)  # the whole catalogue
-            scores = model.score_encoded(
-                jax.tree.map(lambda a: a[:, None], u),
-                jax.tree.map(lambda a: a[None], v_all),
-                training=True,
-                key=s_key,
-            )  # (B, num_items)
-            return loss(
-                scores=scores, pos_item_ids=batch["item_ids"], weights=batch["weights"], **options
-            )
-        v_pos = model.encode_items(pos_items, training=True, key=i_key)
-        # score_pairs / score_all apply y_range; train on the same scores the model is judged by.
-        y_range = getattr(model, "y_range", None)
-        pos_scores = apply_y_range(model.score_encoded(u, v_pos, training=True, key=s_key), y_range)
-        if loss.kind == "pointwise_rating":
-            return loss(
-                scores=pos_scores, ratings=batch["ratings"], weights=batch["weights"], **options
-            )
-        v_neg = model.encode_items(neg_items, training=True, key=i_key)
-        v_neg = jax.tree.map(lambda a: a.reshape(B, num_negatives, *a.shape[1:]), v_neg)
-        neg_scores = apply_y_range(
-            model.score_encoded(
-                jax.tree.map(lambda a: a[:, None], u), v_neg, training=True, key=s_key
-            ),
-            y_range,
-        )  # (B, K)
-        kwargs = dict(pos_scores=pos_scores, neg_scores=neg_scores, weights=batch["weights"])
-        if "pos_meta" in batch:
-            kwargs.update(
-                pos_meta=batch["pos_meta"],
-                neg_meta=batch["neg_meta"],
-                metadata_weights=credit["weight"],
-            )
-        if loss.kind == "sampled_softmax":
-            neg_ids = batch["neg_item_ids"]
-            kwargs.update(
-                pos_log_q=sampler.log_q(batch["item_ids"], batch["user_ids"]),
-                neg_log_q=sampler.log_q(neg_ids, batch["user_ids"]),
-                pos_item_ids=batch["item_ids"],
-                neg_item_ids=neg_ids,
-            )
-        return loss(**kwargs, **options)
-
-    return loss_fn, loss.kind
 
 
 # ------------------------------------------------------------------------------------ main
@@ -179,6 +107,7 @@ def run_experiment(
 ) -> Run:
     """``train_and_evaluate`` that also returns the run directory it used (see there)."""
     start_time = time.time()
+    enable_compilation_cache()
     # ---- workdir: compared with the stored run before anything is written
     workdir, fresh = rundir.open_run(workdir, config.to_dict(), new_run=new_run)
     rundir.set_status(workdir, "running")
@@ -206,6 +135,28 @@ def run_experiment(
             ckpt.close()
     rundir.set_status(workdir, "completed")
     return Run(workdir=workdir, metrics=metrics)
+
+
+def enable_compilation_cache() -> str | None:
+    """Turns on JAX's persistent compilation cache, unless it is configured already.
+
+    A rerun of a config (another seed, a resume) then loads its compiled step instead of
+    compiling it again (~5 s of a smoke run, more for the hybrid model). The directory is
+    ``$HYBRIDREC_COMPILATION_CACHE``, else ``~/.cache/hybridrec/jax``; set the variable to
+    ``off`` to disable. Returns the directory in use (None when off).
+    """
+    configured = jax.config.jax_compilation_cache_dir
+    if configured:
+        return configured
+    where = os.environ.get("HYBRIDREC_COMPILATION_CACHE")
+    if where == "off":
+        return None
+    where = where or os.path.join(os.path.expanduser("~"), ".cache", "hybridrec", "jax")
+    os.makedirs(where, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", where)
+    # Recommender steps compile in about a second: cache those too.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return where
 
 
 class _DeferredInterrupt:
@@ -326,17 +277,13 @@ def _train_and_evaluate(
         opt_state = opt.tx.init(params)
     plateau = _watcher(ReduceOnPlateau, config.optimizer.get("plateau"))
     stopper = _watcher(_EarlyStopping, config.eval.get("early_stopping"))
-    loss_fn, loss_kind = make_loss_fn(config, num_items)
-    needs_negatives = loss_kind in ("pairwise", "sampled_softmax")
-    credit_field = (tc.get("metadata_credit") or {}).get("field")
-    if credit_field and f"{credit_field}/ids" not in item_table:
-        raise ValueError(
-            f"config.train.metadata_credit.field={credit_field!r} is not a categorical item "
-            f"feature; item features are {sorted(k for k in item_table if k.endswith('/ids'))}"
-        )
+    # How a batch is assembled and scored: hybridrec.objectives (pairwise, sampled softmax, ...).
+    objective = objectives.build(config, num_items=num_items)
+    loss_kind = objective.kind
+    if hasattr(objective, "check_items"):
+        objective.check_items(item_table.keys())
     sampler = NegativeSampler.from_interactions(train, kind=tc.sampler, alpha=tc.get("alpha", 0.75))
-    num_negatives = int(tc.num_negatives)
-    if loss_kind == "pointwise_rating" and train.ratings is None:
+    if objective.needs_ratings and train.ratings is None:
         raise ValueError(
             f"loss {tc.loss!r} needs explicit ratings; set config.data.implicit_threshold=None"
         )
@@ -367,8 +314,7 @@ def _train_and_evaluate(
     # or a wide history, would otherwise be copied for every batch).
     user_keys = {"ids", "known", *model.user_reads}
     item_keys = {"ids", "known", *model.item_reads}
-    if credit_field:
-        item_keys.add(f"{credit_field}/ids")
+    item_keys |= objective.item_keys
     device_data = placement.replicate(
         dict(
             positives=positives,
@@ -387,35 +333,18 @@ def _train_and_evaluate(
         batch = {k: v[rows] for k, v in dd["positives"].items()}
         batch["weights"] = batch["weights"] * valid
         neg_key, model_key = jax.random.split(xs["key"])
-        users = _gather(dd["users"], batch["user_ids"])
-        if history_lib.IDS in users:
-            # Leave-one-out history: predict the positive from the user's other items.
-            users = history_lib.mask_target(users, batch["item_ids"])
-        pos_items = _gather(dd["items"], batch["item_ids"])
-        if loss_kind == "full_softmax":
-            neg_items = dd["items"]
-        elif needs_negatives:
-            neg_ids = dd["sampler"].sample(neg_key, batch["user_ids"], num_negatives)  # (B, K)
-            batch["neg_item_ids"] = neg_ids
-            neg_items = _gather(dd["items"], neg_ids.reshape(-1))
-            if credit_field:
-                # Collie's partial credit: a negative sharing the positive's (first) category.
-                first = dd["items"][f"{credit_field}/ids"][:, 0]
-                batch["pos_meta"] = first[batch["item_ids"]]
-                batch["neg_meta"] = first[neg_ids]
-        else:
-            neg_items = None
-
-        args = (users, pos_items, neg_items, batch, dd["sampler"], model_key)
+        batch = objective.make_batch(batch, dd, neg_key)
+        loss_fn = objective.loss  # (model, batch, key) -> scalar
+        args = (batch, model_key)
         if use_sparse:
             loss, grads = sparse.value_and_grad(loss_fn, graphdef, params, rest, *args)
             params, opt_state = opt.step(params, opt_state, grads)
             return (params, opt_state), loss
 
-        def objective(p):
+        def loss_of(p):
             return loss_fn(nnx.merge(graphdef, p, rest), *args)
 
-        loss, grads = jax.value_and_grad(objective)(params)
+        loss, grads = jax.value_and_grad(loss_of)(params)
         updates, opt_state = opt.tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return (params, opt_state), loss
@@ -653,6 +582,8 @@ def _train_and_evaluate(
         np.savez(os.path.join(workdir, "per_user.npz"), **per_user)
     if config.get("plots", True):
         _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
+        # The same pictures in TensorBoard's Images tab.
+        write_plot_images(writer, os.path.join(workdir, "plots"), epochs_done)
     test_scalars = {k: v for k, v in final.items() if k.startswith("test/")}
     if test_scalars:
         writer.write_scalars(epochs_done, test_scalars)
@@ -661,7 +592,7 @@ def _train_and_evaluate(
 
 
 # Fewer optimizer steps an epoch than this gets a warning.
-_FEW_STEPS = 10
+_FEW_STEPS = 5
 _SHOWN = ("train/loss", "val/ndcg@10", "val/recall@10", "val/collie_map@10", "val/rmse")
 
 
@@ -671,7 +602,7 @@ def _make_score_fn(graphdef):
     def score_fn(score_params, user_ids):
         params, rest, user_table, item_table = score_params
         model = nnx.merge(graphdef, params, rest)
-        return model.score_all(_gather(user_table, user_ids), item_table)
+        return model.score_all(objectives.gather(user_table, user_ids), item_table)
 
     return score_fn
 
@@ -686,7 +617,7 @@ def _make_pair_scorer(graphdef):
     @jax.jit
     def score(params, rest, user_table, item_table, users, items):
         model = nnx.merge(graphdef, params, rest)
-        return model.score_pairs(_gather(user_table, users), _gather(item_table, items))
+        return model.score_pairs(objectives.gather(user_table, users), objectives.gather(item_table, items))
 
     def score_pairs(params, rest, user_table, item_table, user_ids, item_ids) -> np.ndarray:
         out = []

@@ -347,7 +347,7 @@ def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
     [
         ("model.embeding_dim", 8, ModelError, r"unknown option\(s\) \['embeding_dim'\]"),
         ("model.name", "mff", ModelError, r"unknown model 'mff'.*\bmf\b"),
-        ("train.loss", "bprr", LossError, r"unknown loss 'bprr'.*'bpr'"),
+        ("train.loss", "bprr", LossError, r"unknown loss 'bprr'.*bpr,"),
         ("optimizer.embeddings", dict(name="adamm", learning_rate=0.1), OptimizerConfigError,
          r"unknown optimizer 'adamm'"),
         ("optimizer.embedings", dict(name="adam", learning_rate=0.1), OptimizerConfigError,

@@ -11,7 +11,7 @@ positives, per-user 10% validation (seed 42); otherwise ``hybrid.py``.
 By default it runs on the synthetic beer flavour (``make_synthetic(flavour="beer")``: the same
 columns, 2,000 users, 1,500 beers, ratings in half steps with BeerAdvocate's histogram), since
 BeerAdvocate cannot be downloaded here. For the real file (Kaggle's ``beer_reviews.csv``, 1.5M
-reviews; see ``data_cards/beer-advocate.md``)::
+reviews; see ``data_cards/beer_advocate.md``)::
 
     python -m experiments.run --config beer_hybrid.py \
         --config.data.name=beer-advocate --config.data.path=beer_reviews.csv

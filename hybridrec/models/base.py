@@ -20,9 +20,7 @@ Randomness (ID dropout, dropout) is driven by an explicit ``key`` argument, neve
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -315,40 +313,15 @@ class FactorisedRecommender(Recommender):
 # ----------------------------------------------------------------------------------------------
 # Registry helpers (used by hybridrec.models.build and hybridrec.towers.build)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def load_plugin(
     package: str, name: str, attr: str, *, what: str, available: Sequence[str], error: type
 ) -> Any:
-    """Imports ``{package}.{name}`` (or the dotted module path ``name``) and returns ``attr``.
+    """``hybridrec.plugins.load_module_attr``; kept here for the towers' and models' imports."""
+    from hybridrec.plugins import load_module_attr
 
-    Args:
-      package: e.g. ``"hybridrec.towers"``.
-      name: a module name inside ``package`` (``"ids"``) or a dotted path to any importable
-        module (``"my_pkg.my_tower"``).
-      attr: the attribute to return (``"Tower"``, ``"Model"``).
-      what: noun for error messages (``"tower"``).
-      available: the names inside ``package``, listed in the error for a bad name.
-      error: exception class to raise.
-
-    Returns:
-      The attribute.
-    """
-    listing = f"available {what}s: {', '.join(available)}; or a dotted path to your own module"
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise error(f"bad {what} name {name!r}; {listing}")
-    module_name = name if "." in name else f"{package}.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only a missing *target* is a bad name; a missing import inside it is a real bug.
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise error(f"unknown {what} {name!r}; {listing}") from None
-        raise
-    if not hasattr(module, attr):
-        raise error(f"{what} module {module_name!r} has no `{attr}` class; {listing}")
-    return getattr(module, attr)
+    return load_module_attr(package, name, attr, what=what, available=available, error=error)
 
 
 def construct(

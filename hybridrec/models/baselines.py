@@ -407,10 +407,11 @@ def get_baseline(name: str, **kwargs) -> Baseline:
     Raises:
       BaselineError: for an unknown name (listing the known ones) or bad arguments.
     """
-    if name not in _BASELINES:
-        raise BaselineError(f"unknown baseline {name!r}; known baselines: {sorted(_BASELINES)}")
+    from hybridrec.plugins import resolve
+
+    cls = resolve(name, _BASELINES, what="baseline", error=BaselineError)
     try:
-        return _BASELINES[name](**kwargs)
+        return cls(**kwargs)
     except TypeError as err:
         raise BaselineError(f"bad arguments for baseline {name!r}: {err}") from None
 

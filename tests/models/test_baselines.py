@@ -220,7 +220,7 @@ def test_score_with_other_history():
 
 def test_errors():
     train = random_interactions()
-    with pytest.raises(BaselineError, match=r"unknown baseline 'knn'.*'itemknn'"):
+    with pytest.raises(BaselineError, match=r"unknown baseline 'knn'.*itemknn"):
         get_baseline("knn")
     with pytest.raises(BaselineError, match="bad arguments for baseline 'ease'"):
         get_baseline("ease", lambda_=3.0)

@@ -68,4 +68,17 @@ def load_dataset(spec: Mapping[str, Any]) -> Dataset:
         if not files.get("interactions"):
             raise ValueError("data.name='files' needs data.files.interactions=<path>")
         return load_files(files.pop("interactions"), **files)
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    # A researcher's own loader by dotted path, called with ``data.options``; it returns a
+    # Dataset (hybridrec.plugins).
+    from hybridrec.plugins import resolve
+
+    loader = resolve(
+        name, {}, what="dataset", error=ValueError, extra_names=(*DATASETS, "ml-100k", "beer")
+    )
+    dataset = loader(**dict(spec.get("options") or {}))
+    if not isinstance(dataset, Dataset):
+        raise ValueError(
+            f"dataset loader {name!r} returned {type(dataset).__name__}, not a "
+            "hybridrec.data.datasets.Dataset"
+        )
+    return dataset
