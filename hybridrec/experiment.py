@@ -107,7 +107,9 @@ def prepare_data(config: ml_collections.ConfigDict) -> ExperimentData:
     """
     dataset = load_dataset(config.data)
     interactions = dataset.interactions
-    notes: list[str] = []
+    # What the loader dropped, merged or coerced (also warned as it happened), for the run's
+    # summary and provenance.json.
+    notes: list[str] = [str(w) for w in dataset.info.get("warnings", [])]
     threshold = config.data.get("implicit_threshold")
     if threshold is not None and interactions.ratings is None:
         # Implicit data (no rating column) under a config written for ratings: nothing to

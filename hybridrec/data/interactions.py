@@ -24,8 +24,32 @@ import scipy.sparse as sp
 DuplicatePolicy = Literal["keep", "error", "first", "last", "max", "sum"]
 
 
-class InteractionsError(ValueError):
-    """Raised for malformed interaction data; the message names the column and an example row."""
+class DataError(ValueError):
+    """Bad input data; the message names the file (when there is one), the line or column, and the
+    bad value.
+
+    The base of every data error in hybridrec: ``InteractionsError`` (and ``SplitError``) here,
+    and every dataset loader's error (``DataFormatError``, ``MissingDataFileError``,
+    ``BeerReviewsError``, ``FilesError``, ``AmazonMetadataError``), so ``except DataError``
+    catches all of them and nothing else. Defined here, the lowest module of ``hybridrec.data``,
+    so that both the data class and the loaders can share it without an import cycle.
+    """
+
+
+class InteractionsError(DataError):
+    """Raised for malformed interaction data; the message names the column and an example row.
+
+    Attributes:
+      column: the offending column (e.g. ``"weights"`` or a DataFrame column name), or None.
+      row: the 0-based position of the first offending row, or None.
+      value: the offending value of that row, or None.
+    """
+
+    def __init__(
+        self, message: str, *, column: str | None = None, row: int | None = None, value: Any = None
+    ):
+        super().__init__(message)
+        self.column, self.row, self.value = column, row, value
 
 
 def _py(value: Any) -> Any:
@@ -40,6 +64,29 @@ def _example(df: pd.DataFrame, mask: np.ndarray) -> str:
         return ""
     row = df.iloc[int(idx[0])]
     return f" (first at row {int(idx[0])}: {row.to_dict()}; {len(idx)} rows in all)"
+
+
+def _whole_ids(df: pd.DataFrame, col: str) -> np.ndarray:
+    """The raw IDs of column ``col``; a float column must hold whole numbers and becomes int64.
+
+    A float ID column comes from a file whose integer IDs passed through a float type (Parquet
+    written from pandas with NaN, a CSV with ``12.0``); ``12.5`` there is a corrupt ID, not a new
+    user, so it raises instead of joining the ID space.
+    """
+    raw = df[col].to_numpy()
+    if raw.dtype.kind != "f":
+        return raw
+    frac = ~np.isfinite(raw) | (raw != np.round(raw))
+    if frac.any():
+        row = int(np.flatnonzero(frac)[0])
+        raise InteractionsError(
+            f"column '{col}' holds the non-integer ID {_py(raw[row])!r}; a float ID column must "
+            f"hold whole numbers{_example(df, frac)}",
+            column=col,
+            row=row,
+            value=_py(raw[row]),
+        )
+    return raw.astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -102,13 +149,28 @@ class IdMap:
         """
         scalar = np.isscalar(raw) or isinstance(raw, str)
         values = np.asarray([raw] if scalar else raw)
-        if values.dtype.kind not in "iub" and self.raw_ids.dtype.kind in "iu":
-            # Raw IDs read as text (e.g. "42" from a CSV) still match integer IDs.
-            try:
-                values = values.astype(np.int64)
-            except (TypeError, ValueError):
-                pass
+        if values.dtype.kind not in "iubf" and self.raw_ids.dtype.kind in "iu":
+            # Raw IDs read as text (e.g. "42" from a CSV) still match integer IDs, but only when
+            # the text is exactly an integer: "12.5" must not become user 12.
+            numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            exact = np.isfinite(numbers) & (numbers == np.round(numbers))
+            if exact.all() and len(values):
+                values = numbers.astype(np.int64)
+            elif exact.any():
+                converted = np.full(len(values), -1, np.int64)
+                converted[exact] = numbers[exact].astype(np.int64)
+                idx = self._index.get_indexer(converted)
+                idx[~exact] = -1
+                return self._checked(idx, values, allow_unknown, scalar)
+        # Float values match integer IDs only when whole (pandas compares numerically).
         idx = self._index.get_indexer(values)
+        return self._checked(idx, values, allow_unknown, scalar)
+
+    def _checked(
+        self, idx: np.ndarray, values: np.ndarray, allow_unknown: bool, scalar: bool
+    ) -> np.ndarray:
         if not allow_unknown and (idx < 0).any():
             bad = values[idx < 0]
             raise KeyError(
@@ -179,13 +241,25 @@ class Interactions:
                 raise InteractionsError(
                     f"column '{name}' must hold integer indices, got dtype {a.dtype}"
                 )
+            elif dtype is np.int64 and a.size and a.dtype.kind == "f":
+                # Beyond +-2**63 the cast to int64 would wrap around silently.
+                frac = ~np.isfinite(a) | (a != np.round(a)) | (np.abs(a) >= 2.0**63)
+                if frac.any():
+                    bad = int(np.flatnonzero(frac)[0])
+                    raise InteractionsError(
+                        f"column '{name}' holds {_py(a[bad])!r} at row {bad}; timestamps must "
+                        "be whole numbers within int64's range (e.g. Unix seconds)",
+                        column=name,
+                        row=bad,
+                        value=_py(a[bad]),
+                    )
             object.__setattr__(self, name, a.astype(dtype, copy=False))
             return a
 
-        arr("user_ids", np.int32)
-        arr("item_ids", np.int32)
-        arr("ratings", np.float32)
-        arr("weights", np.float32)
+        # Range checks run on the values as given: a cast to int32 would wrap 2**32 + 1 to 1.
+        with np.errstate(over="ignore", invalid="ignore"):
+            given = {name: arr(name, np.int32) for name in ("user_ids", "item_ids")}
+            given.update({name: arr(name, np.float32) for name in ("ratings", "weights")})
         arr("timestamps", np.int64)
         n = len(self.user_ids)
         for name in ("item_ids", "ratings", "weights", "timestamps"):
@@ -195,8 +269,8 @@ class Interactions:
                     f"mismatched lengths: user_ids has {n} rows but {name} has {len(value)}"
                 )
         for name, ids, size in (
-            ("user_ids", self.user_ids, self.num_users),
-            ("item_ids", self.item_ids, self.num_items),
+            ("user_ids", np.asarray(given["user_ids"]), self.num_users),
+            ("item_ids", np.asarray(given["item_ids"]), self.num_items),
         ):
             if n == 0:
                 continue
@@ -215,7 +289,23 @@ class Interactions:
             value = getattr(self, name)
             if value is not None and not np.all(np.isfinite(value)):
                 row = int(np.flatnonzero(~np.isfinite(value))[0])
-                raise InteractionsError(f"column '{name}' holds {_py(value[row])} at row {row}")
+                original = _py(np.asarray(given[name])[row])
+                beyond = " (beyond float32's range)" if np.isfinite(np.float64(original)) else ""
+                raise InteractionsError(
+                    f"column '{name}' holds {original} at row {row}{beyond}",
+                    column=name,
+                    row=row,
+                    value=original,
+                )
+        if self.weights is not None and len(self.weights) and self.weights.min() < 0:
+            row = int(np.argmin(self.weights))
+            raise InteractionsError(
+                f"column 'weights' holds the negative weight {_py(self.weights[row])} at row "
+                f"{row}; weights must be >= 0",
+                column="weights",
+                row=row,
+                value=_py(self.weights[row]),
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -283,9 +373,14 @@ class Interactions:
             raising.
           duplicates: what to do with repeated (user, item) pairs; see ``deduplicate``.
 
+        A float ID column (integer IDs that passed through a float type) must hold whole numbers
+        and is read as int64; timestamps must be whole numbers; weights must be >= 0.
+
         Raises:
-          InteractionsError: naming the column and an example row, for missing columns, empty data,
-            missing IDs, NaN / non-numeric ratings, weights or timestamps, or unknown IDs.
+          InteractionsError: naming the column and an example row (and carrying ``column``,
+            ``row``, ``value``), for missing columns, empty data, missing or non-integer float
+            IDs, NaN / non-numeric ratings, weights or timestamps, negative weights, fractional
+            timestamps, or unknown IDs.
         """
         if not isinstance(df, pd.DataFrame):
             raise InteractionsError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -298,10 +393,15 @@ class Interactions:
         if len(df) == 0:
             raise InteractionsError("no interactions: the DataFrame is empty")
         df = df.reset_index(drop=True)
+        raw_ids = {}
         for col in (user_col, item_col):
             null = df[col].isna().to_numpy()
             if null.any():
-                raise InteractionsError(f"column '{col}' has missing IDs{_example(df, null)}")
+                row = int(np.flatnonzero(null)[0])
+                raise InteractionsError(
+                    f"column '{col}' has missing IDs{_example(df, null)}", column=col, row=row
+                )
+            raw_ids[col] = _whole_ids(df, col)
         numeric: dict[str, np.ndarray | None] = {}
         for key, col in (
             ("ratings", rating_col),
@@ -316,17 +416,43 @@ class Interactions:
                 values.to_numpy(dtype=np.float64, na_value=np.nan)
             )
             if bad.any():
+                row = int(np.flatnonzero(bad)[0])
                 raise InteractionsError(
-                    f"column '{col}' has missing or non-numeric values{_example(df, bad)}"
+                    f"column '{col}' has missing or non-numeric values{_example(df, bad)}",
+                    column=col,
+                    row=row,
+                    value=_py(df[col].iloc[row]),
                 )
             numeric[key] = values.to_numpy()
+            if key == "weights" and (numeric[key] < 0).any():
+                neg = numeric[key] < 0
+                row = int(np.flatnonzero(neg)[0])
+                raise InteractionsError(
+                    f"column '{col}' holds the negative weight {_py(numeric[key][row])!r}; "
+                    f"weights must be >= 0{_example(df, neg)}",
+                    column=col,
+                    row=row,
+                    value=_py(numeric[key][row]),
+                )
         if numeric["timestamps"] is not None:
+            ts = numeric["timestamps"].astype(np.float64)
+            frac = (ts != np.round(ts)) | (np.abs(ts) >= 2.0**63)
+            if frac.any():
+                row = int(np.flatnonzero(frac)[0])
+                raise InteractionsError(
+                    f"column '{timestamp_col}' holds the timestamp "
+                    f"{_py(df[timestamp_col].iloc[row])!r}; timestamps must be whole numbers "
+                    f"within int64's range{_example(df, frac)}",
+                    column=timestamp_col,
+                    row=row,
+                    value=_py(df[timestamp_col].iloc[row]),
+                )
             numeric["timestamps"] = numeric["timestamps"].astype(np.int64)
 
         maps = {}
         indices = {}
         for key, col, given in (("user", user_col, user_map), ("item", item_col, item_map)):
-            raw = df[col].to_numpy()
+            raw = raw_ids[col]
             m = given if given is not None else IdMap.from_values(raw, name=key)
             idx = m.to_index(raw, allow_unknown=True)
             maps[key], indices[key] = m, idx
@@ -334,9 +460,13 @@ class Interactions:
         if unknown.any():
             if not allow_unknown:
                 col = user_col if (indices["user"] < 0).any() else item_col
+                row = int(np.flatnonzero(unknown)[0])
                 raise InteractionsError(
                     f"column '{col}' holds IDs unknown to the given ID map{_example(df, unknown)}; "
-                    "pass allow_unknown=True to drop such rows"
+                    "pass allow_unknown=True to drop such rows",
+                    column=col,
+                    row=row,
+                    value=_py(df[col].iloc[row]),
                 )
             keep = ~unknown
             indices = {k: v[keep] for k, v in indices.items()}

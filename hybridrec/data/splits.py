@@ -17,7 +17,9 @@ Protocols:
   ``time_cutoff_split``   one global cut-off time (and optionally a validation start).
   ``cold_item_split``     a fraction of items held out with all their interactions.
   ``cold_user_split``     the same for users.
-  ``split_from_column``   a per-interaction label array (``Dataset.split``).
+  ``split_from_column``   a per-interaction label array (``Dataset.split``); users / items seen
+                          only in validation or test are warned about (or refused, or accepted
+                          as cold) and returned as ``cold_users`` / ``cold_items``.
   ``make_split``          any of these by name, for configs.
 
 The random, stratified and cold splits assign whole (user, item) *pairs*: when the data holds
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -43,6 +46,7 @@ from hybridrec.data.interactions import Interactions, InteractionsError
 __all__ = [
     "Split",
     "SplitError",
+    "SplitWarning",
     "SPLITS",
     "cold_item_split",
     "cold_user_split",
@@ -73,8 +77,9 @@ class Split:
       test: test interactions.
       cold_items: for ``cold_item_split``, the sorted (n,) int array of item indices held out of
         training (those of validation and test; ``np.unique(split.test.item_ids)`` gives the test
-        ones). None for the other splits.
-      cold_users: the same for ``cold_user_split``.
+        ones); for ``split_from_column``, the items with validation/test rows but no training
+        row. None for the other splits, or when there are none.
+      cold_users: the same for ``cold_user_split`` and ``split_from_column``.
     """
 
     train: Interactions
@@ -629,26 +634,43 @@ def item_pair_split(
 
 
 # ---------------------------------------------------------------------------- bring your own
+class SplitWarning(UserWarning):
+    """A split is usable but unusual, e.g. test users that have no training interaction."""
+
+
+_UNSEEN_POLICIES = ("warn", "error", "cold")
+
+
 def split_from_column(
     interactions: Interactions,
     labels: np.ndarray | pd.Series | list,
     train: str = "train",
     val: str = "val",
     test: str = "test",
+    unseen: str = "warn",
 ) -> Split:
     """Splits by a per-interaction label, e.g. ``Dataset.split`` from the source's own column.
+
+    Users or items that occur in validation or test but in no training row cannot be scored from
+    their interactions: they are cold. A bring-your-own split may mean that (a cold-start
+    protocol) or may be a mistake (a file cut in the wrong place), so ``unseen`` decides. In every
+    case the split's ``cold_users`` / ``cold_items`` hold the unseen indices (None when there are
+    none), so evaluation can treat them apart.
 
     Args:
       interactions: (N,) interactions.
       labels: (N,) labels, each equal to ``train``, ``val`` or ``test``.
       train, val, test: the label values of the three parts.
+      unseen: ``"warn"`` (default): such users / items are kept, and a ``SplitWarning`` gives
+        their number and examples (raw IDs). ``"error"``: refuse them with a ``SplitError``.
+        ``"cold"``: keep them without a warning (the labels are a cold-start split on purpose).
 
     Returns:
       A ``Split``; ``val`` is None when no row carries the ``val`` label.
 
     Raises:
-      SplitError: wrong length, a label that is none of the three (naming the first such row), or
-        no train or no test rows.
+      SplitError: wrong length, a label that is none of the three (naming the first such row), no
+        train or no test rows, or (with ``unseen="error"``) users or items missing from training.
     """
     what = "split_from_column"
     _check_nonempty(interactions, what)
@@ -672,7 +694,40 @@ def split_from_column(
     for code, name in ((0, train), (2, test)):
         if not (part == code).any():
             raise SplitError(f"{what}: no row is labelled {name!r}")
-    return _parts(interactions, part, with_val=bool((part == 1).any()))
+    if unseen not in _UNSEEN_POLICIES:
+        raise SplitError(f"{what}: unseen must be one of {list(_UNSEEN_POLICIES)}, got {unseen!r}")
+    cold: dict[str, np.ndarray | None] = {}
+    for entity, ids, size, id_map in (
+        ("user", interactions.user_ids, interactions.num_users, interactions.user_map),
+        ("item", interactions.item_ids, interactions.num_items, interactions.item_map),
+    ):
+        in_train = np.bincount(ids[part == 0], minlength=size) > 0
+        held = np.bincount(ids[part > 0], minlength=size) > 0
+        missing = np.flatnonzero(held & ~in_train)
+        cold[f"cold_{entity}s"] = missing if len(missing) else None
+        if len(missing) and unseen != "cold":
+            first_row = int(np.flatnonzero((part > 0) & np.isin(ids, missing))[0])
+            examples = [_py_value(v) for v in id_map.to_raw(missing[:5])]
+            message = (
+                f"{what}: {len(missing)} {entity}(s) have validation/test rows but no training "
+                f"row, e.g. {entity} {examples[0]!r} (first at row {first_row}, labelled "
+                f"{labels[first_row]!r}); examples {examples}"
+            )
+            if unseen == "error":
+                raise SplitError(
+                    message + ". Remove them, or pass unseen='cold' if this is a cold-start split"
+                )
+            warnings.warn(
+                message + "; they are the split's cold_" + entity + "s (unseen='cold' silences "
+                "this, unseen='error' refuses it)",
+                SplitWarning,
+                stacklevel=2,
+            )
+    return _parts(interactions, part, with_val=bool((part == 1).any()), **cold)
+
+
+def _py_value(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 # ---------------------------------------------------------------------------- by name

@@ -293,15 +293,15 @@ def test_na_like_profile_names_are_users(tmp_path):
 
 
 def test_unquoted_comma_shifts_a_row_and_is_caught(tmp_path, messy_csv):
-    # A hand-edited file with an unquoted comma in a beer name: the row's last cells shift and
-    # land in numeric columns, which names the row instead of silently mis-reading it.
+    # A hand-edited file with an unquoted comma in a beer name: the row has one field too many,
+    # which names the line instead of silently mis-reading it.
     text = messy_csv.read_text().splitlines()
     text.insert(3, "7,Hop Co,160,3.0,4.0,3.5,dave,IPA,3.0,2.5,Hop, Bomb,6.5,10")
     path = tmp_path / "shifted.csv"
     path.write_text("\n".join(text) + "\n")
     with pytest.raises(
         BeerReviewsError,
-        match=r"shifted.csv: data row 2 .*'beer_beerid' must hold integers, got 6.5",
+        match=r"shifted.csv: Expected 13 fields in line 4, saw 14$",
     ):
         load_beer_reviews(path)
 

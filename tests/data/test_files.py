@@ -84,7 +84,7 @@ def test_files_errors(tmp_path):
     bad.loc[2, "stars"] = np.nan
     bad.to_csv(tmp_path / "nan.csv", index=False)
     with pytest.raises(
-        FilesError, match=r"nan.csv: column 'stars' has missing or non-numeric values.*row 2"
+        FilesError, match=r"nan.csv:4: column 'stars' has missing or non-numeric values.*row 2"
     ):
         load_files(tmp_path / "nan.csv", user_col="user", item_col="movie", rating_col="stars")
     with pytest.raises(ValueError, match="unknown dataset 'movielens-1m'"):

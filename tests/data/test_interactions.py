@@ -234,3 +234,58 @@ def test_unknown_test_ids_against_training_maps():
         allow_unknown=True,
     )
     assert len(ok) == 1 and ok.user_map == train.user_map
+
+
+# ------------------------------------------------------------------------------ issue 12: bad values
+def test_negative_weights_are_refused_with_the_row_and_value():
+    with pytest.raises(InteractionsError, match=r"'w' holds the negative weight -0.5.*row 3") as e:
+        Interactions.from_dataframe(
+            _frame(w=[1.0, 2.0, 0.0, -0.5, 1.0]), user_col="user", item_col="item", weight_col="w"
+        )
+    assert (e.value.column, e.value.row, e.value.value) == ("w", 3, -0.5)
+    with pytest.raises(InteractionsError, match="negative weight -2.0 at row 1"):
+        Interactions.from_arrays([0, 1], [0, 0], weights=[1.0, -2.0])
+
+
+def test_fractional_or_overflowing_timestamps_are_refused():
+    with pytest.raises(InteractionsError, match=r"'ts' holds the timestamp 2.5.*row 1"):
+        Interactions.from_dataframe(
+            _frame(ts=[1, 2.5, 3, 4, 5]), user_col="user", item_col="item", timestamp_col="ts"
+        )
+    with pytest.raises(InteractionsError, match="1e\\+30 at row 0"):
+        Interactions.from_arrays([0], [0], timestamps=[1e30])
+
+
+def test_float_id_columns_must_hold_whole_numbers():
+    whole = Interactions.from_dataframe(
+        _frame(user=[1.0, 2.0, 1.0, 3.0, 2.0]), user_col="user", item_col="item"
+    )
+    assert whole.user_map.raw_ids.dtype == np.int64 and list(whole.user_map.raw_ids) == [1, 2, 3]
+    with pytest.raises(
+        InteractionsError, match=r"'user' holds the non-integer ID 12.5.*row 2"
+    ) as e:
+        Interactions.from_dataframe(
+            _frame(user=[12.0, 13.0, 12.5, 12.0, 13.0]), user_col="user", item_col="item"
+        )
+    assert e.value.row == 2 and e.value.value == 12.5
+
+
+def test_indices_beyond_int32_do_not_wrap_around():
+    # 2**32 + 1 would become index 1 after a cast to int32.
+    with pytest.raises(InteractionsError, match="index 4294967297 at row 0"):
+        Interactions.from_arrays([2**32 + 1], [0], num_users=3, num_items=1)
+
+
+def test_ratings_beyond_float32_are_named():
+    with pytest.raises(InteractionsError, match=r"holds 1e\+300 at row 1 \(beyond float32"):
+        Interactions.from_arrays([0, 0], [0, 0], ratings=[1.0, 1e300])
+
+
+def test_id_lookup_never_truncates_fractional_ids():
+    m = IdMap.from_values([7, 12, 30], name="item")
+    np.testing.assert_array_equal(m.to_index(np.array([12.0, 12.5]), allow_unknown=True), [1, -1])
+    np.testing.assert_array_equal(
+        m.to_index(np.array(["12", "12.5", "x"], dtype=object), allow_unknown=True), [1, -1, -1]
+    )
+    with pytest.raises(KeyError, match="unknown item ID '12.5'"):
+        m.to_index(np.array(["12", "12.5"], dtype=object))

@@ -251,12 +251,14 @@ def test_interactions_and_metadata_values(tmp_path, layout):
     im = d.item_metadata
     np.testing.assert_array_equal(im.index, it.item_map.raw_ids)
     assert list(im.columns) == ["title", "release_year", "release_date", "genres", "freebase"]
+    # Display titles keep the year (issue 13: 22 names occur under several IDs); the "(V)"
+    # video marker is dropped so both layouts agree.
     assert list(im["title"]) == [
-        "Toy Story",
-        "Misérables, Les",
+        "Toy Story (1995)",
+        "Misérables, Les (1995)",
         "",
-        "Á köldum klaka (Cold Fever)",
-        "Land Before Time III",
+        "Á köldum klaka (Cold Fever) (1994)",
+        "Land Before Time III (1995)",
     ]
     np.testing.assert_array_equal(im["release_year"], [1995, 1995, np.nan, 1994, 1995])
     assert im["release_year"].dtype == np.float64
@@ -321,8 +323,14 @@ def test_zip_paths_in_both_layouts(fake_release):
 
 
 def test_path_without_either_layout(tmp_path):
-    (tmp_path / "u.data").write_text("1\t1\t5\t0\n")
+    (tmp_path / "notes.txt").write_text("not MovieLens\n")
     with pytest.raises(FileNotFoundError, match="neither the GroupLens layout"):
+        load_movielens_100k(tmp_path)
+
+
+def test_partial_layout_names_the_missing_file(tmp_path):
+    (tmp_path / "u.data").write_text("1\t1\t5\t0\n")
+    with pytest.raises(FileNotFoundError, match=r"u\.item: MovieLens file does not exist"):
         load_movielens_100k(tmp_path)
 
 
@@ -640,7 +648,7 @@ def test_real_release_when_already_cached():
     assert it.user_counts().min() == 20
     im = d.item_metadata
     assert int(im["release_year"].notna().sum()) == 1_681
-    assert im.loc[1, "title"] == "Toy Story" and im.loc[1, "release_year"] == 1995
+    assert im.loc[1, "title"] == "Toy Story (1995)" and im.loc[1, "release_year"] == 1995
     assert set(g for gs in im["genres"] for g in gs) == set(GENRES)
     if d.info["freebase_source"] is not None:
         assert int((im["freebase"] != "").sum()) == 1_598

@@ -1,5 +1,6 @@
 """Tests for hybridrec.data.splits: partitions, protocols, Collie reproduction and bad input."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -439,3 +440,33 @@ def test_item_pair_split_needs_one_id_space():
         make_split(_data(), "item_pairs", test_p=0.2)
     with pytest.raises(SplitError, match="by must be 'pair' or 'product'"):
         make_split(_item_pairs(), "item_pairs", test_p=0.2, by="user")
+
+
+def test_split_from_column_reports_or_refuses_users_and_items_unseen_in_training():
+    from hybridrec.data.interactions import IdMap
+    from hybridrec.data.splits import SplitWarning
+
+    data = Interactions(
+        user_ids=np.array([0, 0, 1, 1, 2]),
+        item_ids=np.array([0, 1, 0, 1, 2]),
+        user_map=IdMap(np.array(["ann", "bob", "cyd"], dtype=object), "user"),
+        item_map=IdMap(np.array([10, 20, 30]), "item"),
+    )
+    labels = np.array(["train", "test", "train", "train", "test"], dtype=object)
+    with pytest.warns(SplitWarning, match=r"1 user\(s\).*user 'cyd' \(first at row 4"):
+        split = split_from_column(data, labels)
+    np.testing.assert_array_equal(split.cold_users, [2])
+    np.testing.assert_array_equal(split.cold_items, [2])
+    with pytest.raises(SplitError, match=r"user 'cyd'.*unseen='cold'"):
+        split_from_column(data, labels, unseen="error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = split_from_column(data, labels, unseen="cold")
+    np.testing.assert_array_equal(quiet.cold_users, [2])
+    with pytest.raises(SplitError, match="unseen must be one of"):
+        split_from_column(data, labels, unseen="ignore")
+    # Every user and item seen in training: nothing to report, no cold entities.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warm = split_from_column(data, np.array(["train", "test", "train", "train", "train"]))
+    assert warm.cold_users is None and warm.cold_items is None

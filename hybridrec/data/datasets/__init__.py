@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hybridrec.data.datasets._base import Dataset
+from hybridrec.data.datasets._base import DataError, Dataset, DataWarning, MissingDataFileError
 from hybridrec.data.datasets._cache import DataFormatError, DataUnavailableError, data_home
 from hybridrec.data.datasets.amazon import load_amazon_products
 from hybridrec.data.datasets.beer import load_beer_reviews
@@ -22,7 +22,10 @@ DATASETS = ("movielens-100k", "beer-advocate", "amazon-products", "synthetic", "
 
 __all__ = [
     "DATASETS",
+    "DataError",
+    "DataWarning",
     "Dataset",
+    "MissingDataFileError",
     "DataFormatError",
     "DataUnavailableError",
     "FilesError",

@@ -1,4 +1,10 @@
-"""The ``Dataset`` container that every loader returns."""
+"""The ``Dataset`` container that every loader returns, and the data errors and warnings.
+
+``DataError`` (a ``ValueError``) is the base of every error a loader raises for bad input, with a
+message naming the file, the line or column, and the bad value; ``DataWarning`` is what a loader
+emits when it drops, merges or coerces something, which it also records in
+``Dataset.info["warnings"]`` (see ``report``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrec.data.datasets._cache import (
+    DataError,
+    DataFormatError,
+    DataWarning,
+    MissingDataFileError,
+    report,
+)
 from hybridrec.data.interactions import Interactions
+
+__all__ = [
+    "DataError",
+    "DataFormatError",
+    "DataWarning",
+    "Dataset",
+    "MissingDataFileError",
+    "report",
+]
 
 
 @dataclasses.dataclass(eq=False)
@@ -25,7 +47,8 @@ class Dataset:
       user_metadata: the same for users; None if the dataset has none.
       split: optional (N,) array of split labels (``"train"``, ``"val"``, ``"test"``) per
         interaction, from a column of the source (bring-your-own split).
-      info: free-form facts about the source (checksums, where it came from, counts).
+      info: free-form facts about the source (checksums, where it came from, counts); under
+        ``"warnings"`` a list of what the loader dropped, merged or coerced, one sentence each.
     """
 
     name: str

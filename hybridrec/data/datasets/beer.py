@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from hybridrec.data.datasets import _cache
-from hybridrec.data.datasets._base import Dataset
-from hybridrec.data.interactions import IdMap, Interactions
+from hybridrec.data.datasets._base import DataError, Dataset
+from hybridrec.data.interactions import IdMap, Interactions, InteractionsError
 
 __all__ = [
     "BEER_COLUMNS",
@@ -69,7 +69,14 @@ BEER_ITEM_COLUMNS = ("beer_name", "beer_style", "brewery_id", "brewery_name", "b
 _DUPLICATE_POLICIES = ("last", "first", "max", "keep", "error")
 
 
-class BeerReviewsError(ValueError):
+#: Documented range of every BeerAdvocate score (1 to 5 in half steps; a few reviews of the
+#: public file score 0, so 0 is accepted). A value outside is an error, not a rating.
+SCORE_RANGE = (0.0, 5.0)
+#: Alcohol by volume is a percentage.
+ABV_RANGE = (0.0, 100.0)
+
+
+class BeerReviewsError(DataError):
     """Raised for a malformed beer reviews file; the message names the file, row and column."""
 
 
@@ -105,6 +112,35 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, *, integer: bool = False) -
                 f"{_where(path, row)}: column '{col}' must hold integers, got {float(out[row])!r}"
             )
     return out
+
+
+def _require_range(
+    values: np.ndarray, rows: np.ndarray, bounds: tuple[float, float], col: str, path: Path
+) -> None:
+    """Raises naming the first used row whose value lies outside ``bounds`` (NaN passes)."""
+    low, high = bounds
+    bad = rows & ((values < low) | (values > high))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise BeerReviewsError(
+            f"{_where(path, row)}: column '{col}' holds {float(values[row])!r}, outside its "
+            f"documented range {low:g}..{high:g} ({int(bad.sum())} such rows in all)"
+        )
+
+
+def _read_csv(path: Path, encoding: str, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_csv`` whose every failure is a ``BeerReviewsError`` naming the file."""
+    try:
+        return _cache.read_csv_strict(path, encoding, **kwargs)
+    except DataError as e:
+        raise BeerReviewsError(str(e)) from None
+    except pd.errors.EmptyDataError:
+        raise BeerReviewsError(f"{path}: holds no header and no data (only blank lines?)") from None
+    except pd.errors.ParserError as e:  # e.g. a row with too many fields; pandas names the line
+        text = str(e).replace("Error tokenizing data. C error: ", "").strip()
+        raise BeerReviewsError(f"{path}: {text}") from None
+    except (ValueError, *_cache.READ_ERRORS) as e:
+        raise BeerReviewsError(str(_cache.read_error(path, e, encoding))) from None
 
 
 def _require_present(values: np.ndarray, mask_rows: np.ndarray, col: str, path: Path, what: str):
@@ -180,7 +216,14 @@ def load_beer_reviews(
       value, ties going to the value of the latest review; ``info["metadata_conflicts"]`` counts
       such beers per field.
     * A non-numeric score, time, ABV or beer ID raises ``BeerReviewsError`` naming the file, the
-      data row (and file line) and the column; so does an empty rating, time or beer ID.
+      data row (and file line) and the column; so does an empty rating, time or beer ID, a
+      rating outside ``SCORE_RANGE`` (0..5), an ABV outside 0..100, and a last line cut short
+      (a truncated file). A missing, empty or folder path, a truncated or corrupt gzip raise it
+      too (a missing file: ``MissingDataFileError``, a ``FileNotFoundError``).
+    * The text is read as UTF-8, or as Latin-1 when it is not valid UTF-8 (reported).
+
+    Everything dropped, merged or resolved is also reported: a ``DataWarning`` and a sentence in
+    ``info["warnings"]``.
 
     The ID spaces cover every user with a kept review and every beer in the file, so filtering
     with ``min_rating`` does not change indices; beers or users left without interactions (e.g.
@@ -203,17 +246,21 @@ def load_beer_reviews(
       with columns ``BEER_ITEM_COLUMNS``; no user metadata; ``info`` with the counts above.
 
     Raises:
-      FileNotFoundError: ``path`` does not exist (the data cannot be downloaded here).
-      BeerReviewsError: missing columns, bad cells or bad arguments.
+      MissingDataFileError: ``path`` does not exist (the data cannot be downloaded here).
+      BeerReviewsError: an unreadable file, missing columns, bad cells or bad arguments.
       ChecksumError: the file does not match ``sha256``.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
+    if not os.path.lexists(path):
+        raise _cache.MissingDataFileError(
             f"BeerAdvocate reviews file not found: {path}. hybridrec cannot download this "
             "dataset; obtain beer_reviews.csv (the Kaggle copy of McAuley et al.'s BeerAdvocate "
             "crawl, see data_cards/beer_advocate.md) and pass its path."
         )
+    try:
+        _cache.check_file(path, "BeerAdvocate reviews file")
+    except DataError as e:
+        raise BeerReviewsError(str(e)) from None
     if duplicates not in _DUPLICATE_POLICIES:
         raise BeerReviewsError(
             f"unknown duplicates policy {duplicates!r}; choose one of {list(_DUPLICATE_POLICIES)}"
@@ -233,7 +280,14 @@ def load_beer_reviews(
     # Recorded for reproducibility (~0.3 s for the 180 MB file); verified when pinned.
     digest = _cache.verify_sha256(path, sha256) if sha256 else _cache.sha256_file(path)
 
-    header = pd.read_csv(path, nrows=0)
+    info: dict[str, Any] = {}
+    try:
+        encoding = _cache.detect_encoding(path)
+    except DataError as e:  # a truncated or corrupt gzip
+        raise BeerReviewsError(str(e)) from None
+    if not encoding.startswith("utf-8"):
+        _cache.report(info, f"{path}: not valid UTF-8; read as {encoding}")
+    header = _read_csv(path, encoding, nrows=0)
     needed = [
         "review_profilename",
         "beer_beerid",
@@ -250,10 +304,13 @@ def load_beer_reviews(
     # forcing text dtypes); IDs are converted afterwards, non-numeric cells are located lazily.
     # Only empty cells are missing: pandas' default NA strings would turn profile names such as
     # "NA" or "null" into missing users, and hide a non-numeric "n/a" score.
+    # Every column is read (no ``usecols``): with ``usecols`` pandas silently ignores the extra
+    # fields of a malformed row instead of reporting it.
+    df = _read_csv(path, encoding, keep_default_na=False, na_values=[""])
     try:
-        df = pd.read_csv(path, usecols=needed, keep_default_na=False, na_values=[""])
-    except pd.errors.ParserError as e:  # e.g. a row with too many fields; pandas names the line
-        raise BeerReviewsError(f"{path}: {e}") from None
+        _cache.check_last_line(path, ",", len(header.columns), encoding)
+    except DataError as e:
+        raise BeerReviewsError(str(e)) from None
     num_rows = len(df)
     if num_rows == 0:
         raise BeerReviewsError(f"{path}: the file has a header but no reviews")
@@ -269,6 +326,8 @@ def load_beer_reviews(
     has_user = user_raw.notna().to_numpy()
     _require_present(times, has_user, "review_time", path, "a review time")
     _require_present(ratings, has_user, rating_column, path, "a rating")
+    _require_range(ratings, has_user, SCORE_RANGE, rating_column, path)
+    _require_range(abv, np.ones(num_rows, bool), ABV_RANGE, "beer_abv", path)
 
     # ID spaces: sorted unique raw IDs, as IdMap.from_values builds them; factorize is hash-based
     # and avoids a per-row lookup in the maps.
@@ -288,7 +347,14 @@ def load_beer_reviews(
     num_kept = len(interactions)
     pair_key = interactions.user_ids.astype(np.int64) * len(item_map) + interactions.item_ids
     num_duplicate_pairs = int(pd.Series(pair_key).value_counts().gt(1).sum())
-    interactions = interactions.deduplicate(duplicates)  # type: ignore[arg-type]
+    num_conflicting_pairs = 0
+    if num_duplicate_pairs:
+        rated = pd.DataFrame({"key": pair_key, "r": interactions.ratings})
+        num_conflicting_pairs = int((rated.groupby("key")["r"].nunique() > 1).sum())
+    try:
+        interactions = interactions.deduplicate(duplicates)  # type: ignore[arg-type]
+    except InteractionsError as e:  # duplicates="error"
+        raise BeerReviewsError(f"{path}: {e}") from None
     num_duplicate_reviews = num_kept - len(interactions)
     num_below = 0
     if min_rating is not None:
@@ -319,25 +385,55 @@ def load_beer_reviews(
         columns, index=pd.Index(item_map.raw_ids, name="beer_beerid"), columns=BEER_ITEM_COLUMNS
     )
 
-    info = {
-        "source": str(path),
-        "sha256": digest,
-        "rating_column": rating_column,
-        "num_rows": num_rows,
-        "num_missing_user": int((~has_user).sum()),
-        "duplicates": duplicates,
-        "num_duplicate_pairs": num_duplicate_pairs,
-        "num_duplicate_reviews": num_duplicate_reviews,
-        "min_rating": min_rating,
-        "num_below_min_rating": num_below,
-        "num_interactions": len(interactions),
-        "num_users": interactions.num_users,
-        "num_items": interactions.num_items,
-        "num_users_without_interactions": int((interactions.user_counts() == 0).sum()),
-        "num_items_without_interactions": int((interactions.item_counts() == 0).sum()),
-        "num_items_missing_abv": int(np.isnan(columns["beer_abv"]).sum()),
-        "metadata_conflicts": conflicts,
-    }
+    num_missing_user = int((~has_user).sum())
+    if num_missing_user:
+        row = int(np.flatnonzero(~has_user)[0])
+        _cache.report(
+            info,
+            f"{path}: {num_missing_user} review(s) without review_profilename dropped from the "
+            f"interactions (first at {_where(path, row)}); their beer facts are kept",
+        )
+    if num_duplicate_pairs:
+        what = (
+            "all kept (duplicates='keep')"
+            if duplicates == "keep"
+            else f"{num_duplicate_reviews} row(s) removed by duplicates={duplicates!r}"
+        )
+        _cache.report(
+            info,
+            f"{path}: {num_duplicate_pairs} (user, beer) pair(s) reviewed more than once, "
+            f"{num_conflicting_pairs} of them with different {rating_column!r}; {what}",
+        )
+    conflicting_fields = {k: v for k, v in conflicts.items() if v}
+    if conflicting_fields:
+        _cache.report(
+            info,
+            f"{path}: beers whose metadata differs between rows, per field {conflicting_fields}; "
+            "each took its most frequent value (ties: the latest review's)",
+        )
+    info.update(
+        {
+            "source": str(path),
+            "encoding": encoding,
+            "sha256": digest,
+            "rating_column": rating_column,
+            "num_rows": num_rows,
+            "num_missing_user": num_missing_user,
+            "duplicates": duplicates,
+            "num_duplicate_pairs": num_duplicate_pairs,
+            "num_conflicting_duplicate_pairs": num_conflicting_pairs,
+            "num_duplicate_reviews": num_duplicate_reviews,
+            "min_rating": min_rating,
+            "num_below_min_rating": num_below,
+            "num_interactions": len(interactions),
+            "num_users": interactions.num_users,
+            "num_items": interactions.num_items,
+            "num_users_without_interactions": int((interactions.user_counts() == 0).sum()),
+            "num_items_without_interactions": int((interactions.item_counts() == 0).sum()),
+            "num_items_missing_abv": int(np.isnan(columns["beer_abv"]).sum()),
+            "metadata_conflicts": conflicts,
+        }
+    )
     return Dataset(
         name="beer-advocate",
         interactions=interactions,

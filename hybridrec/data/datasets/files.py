@@ -10,7 +10,18 @@ A researcher's dataset, or another library's exact split, runs without code::
 
 CSV, TSV (``.tsv``/``.tab``), Parquet and gzip-compressed CSV are read by extension. The item and
 user ID spaces are those of the interactions; a feature table must have exactly one row for each
-of those IDs (extra rows, e.g. products with no interactions, are dropped and counted).
+of those IDs (extra rows, e.g. products with no interactions, are dropped and reported).
+
+What the loader refuses (``FilesError``, a ``DataError``, naming the file, the line or row, the
+column and the value): a missing, empty, folder or looping-link path; a truncated or corrupt gzip;
+a last line cut short; missing or non-numeric IDs, ratings, weights or timestamps; non-integer
+numeric IDs (``12.5``); negative weights; fractional timestamps; empty split labels; duplicate or
+missing feature rows. What it accepts and reports (a ``DataWarning`` and a sentence in
+``info["warnings"]``): a Latin-1 file (read as Latin-1 when not valid UTF-8), whole-number float
+IDs (read as integers), repeated (user, item) pairs (kept, or merged by ``duplicates``; the
+number with conflicting ratings is counted), feature rows without interactions (dropped).
+Users or items only in validation/test of a split column are reported by
+``splits.split_from_column`` (its ``unseen`` argument).
 """
 
 from __future__ import annotations
@@ -21,27 +32,128 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hybridrec.data.datasets._base import Dataset
-from hybridrec.data.interactions import IdMap, Interactions
+from hybridrec.data.datasets import _cache
+from hybridrec.data.datasets._base import DataError, Dataset
+from hybridrec.data.interactions import IdMap, Interactions, InteractionsError
 
 
-class FilesError(ValueError):
+class FilesError(DataError):
     """A data file that cannot be used as given; the message names the file and the column."""
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Reads a CSV / TSV / Parquet file chosen by its extension."""
+_TEXT_EXTENSIONS = (".tsv", ".tab", ".inter")
+
+
+def _is_parquet(path: str) -> bool:
+    return path.lower().removesuffix(".gz").endswith((".parquet", ".pq"))
+
+
+def _describe_row(path: str, row: int | None) -> str:
+    """``path:LINE`` for a CSV data row (line 1 is the header), ``path (row N)`` for Parquet."""
+    if row is None:
+        return path
+    if _is_parquet(path):
+        return f"{path} (row {row})"
+    # Exact unless a quoted field above spans several lines.
+    return f"{path}:{row + 2}"
+
+
+def read_table(
+    path: str | os.PathLike, info: dict | None = None, id_columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Reads a CSV / TSV / Parquet file chosen by its extension (``.gz``: gzip-compressed).
+
+    Text is read as strict UTF-8, else as Latin-1 (reported in ``info``). Every failure is a
+    ``FilesError`` naming the file: absent, a folder, a symlink loop, empty, a truncated or
+    corrupt gzip, no columns, a last line cut short. In CSV, ``id_columns`` are read as text
+    first, so IDs like ``007`` are not turned into the number 7 (see ``_text_ids``).
+    """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FilesError(f"no such file: {path}")
-    lower = path.lower().removesuffix(".gz")
     try:
-        if lower.endswith(".parquet") or lower.endswith(".pq"):
+        _cache.check_file(path, "table")
+    except DataError as err:
+        if not os.path.lexists(path):
+            raise FilesError(f"no such file: {path}") from None
+        raise FilesError(str(err)) from None
+    lower = path.lower().removesuffix(".gz")
+    if _is_parquet(path):
+        try:
             return pd.read_parquet(path)
-        sep = "\t" if lower.endswith((".tsv", ".tab", ".inter")) else ","
-        return pd.read_csv(path, sep=sep, keep_default_na=True)
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise FilesError(f"{path}: cannot be read as a table: {err}") from None
+        except Exception as err:  # noqa: BLE001 -- pyarrow raises many types; all mean "bad file"
+            raise FilesError(
+                f"{path}: cannot be read as Parquet ({type(err).__name__}: {err})"
+            ) from None
+    sep = "\t" if lower.endswith(_TEXT_EXTENSIONS) else ","
+    try:
+        encoding = _cache.detect_encoding(path)
+    except DataError as err:
+        raise FilesError(str(err)) from None
+    if info is not None:
+        info.setdefault("encodings", {})[os.path.basename(path)] = encoding
+        if not encoding.startswith("utf-8"):
+            _cache.report(info, f"{path}: not valid UTF-8; read as {encoding}")
+    try:
+        table = _cache.read_csv_strict(
+            path, encoding, sep=sep, keep_default_na=True, dtype={c: str for c in id_columns}
+        )
+    except pd.errors.EmptyDataError:
+        raise FilesError(f"{path}: holds no header and no data (only blank lines?)") from None
+    except pd.errors.ParserError as err:
+        text = str(err).replace("Error tokenizing data. C error: ", "").strip()
+        raise FilesError(f"{path}: cannot be read as a table: {text}") from None
+    except DataError as err:
+        raise FilesError(str(err)) from None
+    except (ValueError, *_cache.READ_ERRORS) as err:
+        raise FilesError(str(_cache.read_error(path, err, encoding))) from None
+    try:
+        _cache.check_last_line(path, sep, len(table.columns), encoding)
+    except DataError as err:
+        raise FilesError(str(err)) from None
+    for col in id_columns:
+        if col in table.columns and table[col].notna().all():
+            table[col] = _text_ids(table[col])
+    return table
+
+
+_INTEGER_TEXT = r"-?[1-9][0-9]*|0"
+
+
+def _text_ids(ids: pd.Series) -> pd.Series:
+    """IDs read as text: int64 when every one is written as a plain integer; floats when every
+    one is a number (then ``_whole_id_column`` decides); else the strings as they are.
+
+    So ``7``/``42`` are the integers 7 and 42, ``12.0``/``12.5`` are numbers (the latter
+    refused), and ``007``/``u1`` stay text: reading ``007`` as 7 would merge it with user ``7``.
+    """
+    text = ids.astype(str).str.strip()
+    if text.str.fullmatch(_INTEGER_TEXT).all():
+        return pd.Series(text.astype(np.int64).to_numpy(), index=ids.index, name=ids.name)
+    numbers = pd.to_numeric(text, errors="coerce")
+    leading_zero = text.str.match(r"-?0[0-9]").any()
+    finite = np.isfinite(numbers.to_numpy(np.float64, na_value=np.nan)).all()
+    if finite and not leading_zero:
+        return pd.Series(numbers.to_numpy(np.float64), index=ids.index, name=ids.name)
+    return pd.Series(text.to_numpy(dtype=object), index=ids.index, name=ids.name, dtype=object)
+
+
+def _whole_id_column(table: pd.DataFrame, col: str, path: str, info: dict, what: str) -> None:
+    """A float ID column must hold whole numbers; it is converted to int64 (and reported)."""
+    values = table[col]
+    if values.dtype.kind != "f" or values.isna().any():
+        return  # missing IDs are reported by the caller, with their row
+    raw = values.to_numpy()
+    frac = ~np.isfinite(raw) | (raw != np.round(raw))
+    if frac.any():
+        row = int(np.flatnonzero(frac)[0])
+        raise FilesError(
+            f"{_describe_row(path, row)}: column {col!r} holds the non-integer {what} ID "
+            f"{float(raw[row])!r}; an ID column of numbers must hold whole numbers"
+        )
+    table[col] = raw.astype(np.int64)
+    _cache.report(
+        info,
+        f"{path}: column {col!r} holds whole numbers stored as floats; read as integer {what} IDs",
+    )
 
 
 def _metadata(
@@ -55,23 +167,38 @@ def _metadata(
 ) -> pd.DataFrame | None:
     if not path:
         return None
-    table = read_table(path)
-    id_col = id_col or table.columns[0]
+    path = os.fspath(path)
+    id_col = id_col or read_table(path, info).columns[0]
+    table = read_table(path, None, id_columns=(id_col,))
     if id_col not in table.columns:
         raise FilesError(f"{path}: no ID column {id_col!r}; columns are {list(table.columns)}")
     ids = table[id_col]
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise FilesError(f"{path}: column {id_col!r} has a missing {entity} ID at data row {row}")
+        raise FilesError(
+            f"{_describe_row(path, row)}: column {id_col!r} has a missing {entity} ID at data "
+            f"row {row}"
+        )
+    _whole_id_column(table, id_col, path, info, entity)
+    ids = table[id_col]
     dup = ids.duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
         raise FilesError(
-            f"{path}: {entity} ID {ids.tolist()[row]!r} appears twice (again at data row {row})"
+            f"{_describe_row(path, row)}: {entity} ID {ids.tolist()[row]!r} appears twice "
+            f"(again at data row {row})"
         )
     positions = id_map.to_index(ids.to_numpy(), allow_unknown=True)
     known = positions >= 0
-    info[f"{entity}_feature_rows_without_interactions"] = int((~known).sum())
+    num_extra = int((~known).sum())
+    info[f"{entity}_feature_rows_without_interactions"] = num_extra
+    if num_extra:
+        examples = ids[~known].tolist()[:3]
+        _cache.report(
+            info,
+            f"{path}: {num_extra} {entity} row(s) have no interactions and were dropped, e.g. "
+            f"{entity} IDs {examples}",
+        )
     table = table[known].set_index(id_col)
     missing = np.setdiff1d(np.arange(len(id_map)), positions[known])
     if len(missing):
@@ -89,7 +216,73 @@ def _metadata(
                 else [x.strip() for x in v.split(list_separator) if x.strip()]
                 for v in table[col]
             ]
+    # Where the table came from, for messages about its values downstream (feature encoding).
+    table.attrs["source"] = path
     return table
+
+
+def _py(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages read ``'u1'``, not ``np.str_``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _report_unseen(
+    inter: Interactions, split: np.ndarray, split_col: str, path: str, info: dict
+) -> None:
+    """Reports users and items whose rows are all outside ``train`` in the split column.
+
+    They are cold in that split: nothing of theirs is trained. ``split_from_column`` decides
+    what to do with them (its ``unseen``: warn, refuse, or accept as a cold-start split).
+    """
+    train = split == "train"
+    for entity, ids, size, id_map in (
+        ("user", inter.user_ids, inter.num_users, inter.user_map),
+        ("item", inter.item_ids, inter.num_items, inter.item_map),
+    ):
+        in_train = np.bincount(ids[train], minlength=size) > 0
+        unseen = np.flatnonzero(~in_train & (np.bincount(ids, minlength=size) > 0))
+        info[f"num_{entity}s_without_training_rows"] = len(unseen)
+        if len(unseen):
+            row = int(np.flatnonzero(np.isin(ids, unseen))[0])
+            examples = [_py(v) for v in id_map.to_raw(unseen[:3])]
+            _cache.report(
+                info,
+                f"{_describe_row(path, row)}: {len(unseen)} {entity}(s) have no row labelled "
+                f"'train' in column {split_col!r}, e.g. {examples}; they are cold in this split "
+                "(config.split.unseen='error' refuses them, 'cold' accepts them silently)",
+            )
+
+
+def _report_duplicates(
+    inter: Interactions, policy: str, rating_col: str | None, path: str, info: dict
+) -> None:
+    """Counts repeated (user, item) pairs; with ``duplicates="keep"`` says they are kept.
+
+    Repeated pairs with different ratings (two ratings of one movie by one user) are conflicting:
+    kept as they are, both rows count in training and evaluation.
+    """
+    key = inter.user_ids.astype(np.int64) * max(inter.num_items, 1) + inter.item_ids
+    repeated = pd.Series(key).duplicated(keep=False).to_numpy()
+    info["num_duplicate_pairs"] = int(len(np.unique(key[repeated])))
+    if not repeated.any():
+        return
+    conflicting = 0
+    if inter.ratings is not None:
+        frame = pd.DataFrame({"key": key[repeated], "r": inter.ratings[repeated]})
+        conflicting = int((frame.groupby("key")["r"].nunique() > 1).sum())
+    info["num_conflicting_duplicate_pairs"] = conflicting
+    if policy == "keep":
+        row = int(np.flatnonzero(repeated)[0])
+        user = _py(inter.user_map.to_raw(inter.user_ids[row]))
+        item = _py(inter.item_map.to_raw(inter.item_ids[row]))
+        what = f" ({conflicting} with conflicting {rating_col!r} values)" if conflicting else ""
+        _cache.report(
+            info,
+            f"{_describe_row(path, row)}: {info['num_duplicate_pairs']} (user, item) pair(s) "
+            f"occur in several rows{what}, e.g. ({user!r}, {item!r}); all rows are kept "
+            "(duplicates='keep'); pass duplicates='last', 'first', 'max' or 'sum' to merge them, "
+            "or 'error' to refuse them",
+        )
 
 
 def load_files(
@@ -128,11 +321,15 @@ def load_files(
       A ``Dataset``; ``dataset.split`` holds the split labels when ``split_col`` is given.
     """
     path = os.fspath(interactions)
-    table = read_table(path)
+    info: dict = {"path": os.path.abspath(path)}
+    table = read_table(path, info, id_columns=(user_col, item_col))
     if split_col is not None and split_col not in table.columns:
         raise FilesError(
             f"{path}: no split column {split_col!r}; columns are {list(table.columns)}"
         )
+    for col in (user_col, item_col):
+        if col in table.columns:
+            _whole_id_column(table, col, path, info, "user" if col == user_col else "item")
     try:
         inter = Interactions.from_dataframe(
             table,
@@ -142,18 +339,37 @@ def load_files(
             weight_col=weight_col,
             timestamp_col=timestamp_col,
         )
-    except ValueError as err:
-        raise FilesError(f"{path}: {err}") from None
+    except InteractionsError as err:
+        raise FilesError(f"{_describe_row(path, err.row)}: {err}") from None
     split = None
     if split_col is not None:
-        split = table[split_col].astype(str).to_numpy()
+        labels = table[split_col]
+        if labels.isna().any():
+            row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+            raise FilesError(
+                f"{_describe_row(path, row)}: column {split_col!r} has an empty split label; "
+                "every row needs train, val or test"
+            )
+        split = labels.astype(str).str.strip().to_numpy(dtype=object)
+        _report_unseen(inter, split, split_col, path, info)
+    _report_duplicates(inter, duplicates, rating_col, path, info)
     if duplicates != "keep":
         if split is not None:
             raise FilesError(
                 f"{path}: a split column cannot be combined with duplicates={duplicates!r}"
             )
-        inter = inter.deduplicate(duplicates)
-    info: dict = {"path": os.path.abspath(path)}
+        before = len(inter)
+        try:
+            inter = inter.deduplicate(duplicates)  # type: ignore[arg-type]
+        except InteractionsError as err:
+            raise FilesError(f"{path}: {err}") from None
+        if before != len(inter):
+            _cache.report(
+                info,
+                f"{path}: {before - len(inter)} repeated (user, item) row(s) merged by "
+                f"duplicates={duplicates!r}",
+                num_duplicate_rows_removed=before - len(inter),
+            )
     items = _metadata(
         item_features, item_id_col, inter.item_map, "item", list_columns, list_separator, info
     )

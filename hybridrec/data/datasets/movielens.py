@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
 import re
 import tempfile
 import zipfile
@@ -98,6 +99,8 @@ GENRES = (
 )
 
 GROUPLENS_FILES = ("u.data", "u.item", "u.user")
+#: Ratings are whole stars in this range (the documented range of the release).
+RATING_RANGE = (1, 5)
 RECBOLE_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
 KG_FILES = ("ml-100k.kg", "ml-100k.link")
 # What the cache keeps of the GroupLens archive: the files read, the genre/occupation lists, the
@@ -320,10 +323,36 @@ def _pip_recbole(root: Path, download: bool | None) -> tuple[Path, str, str]:
     return directory, "recbole", f"pypi:{RECBOLE_REQUIREMENT}"
 
 
+def _diagnose_layout(directory: Path) -> None:
+    """Where a layout is partly present, raises naming the file that is missing or unusable.
+
+    Without this a missing ``u.item``, a ``u.data`` that is a folder or a symlink loop would all
+    read "holds neither layout".
+    """
+    if not directory.is_dir():
+        return
+    for name, files in (("GroupLens", GROUPLENS_FILES), ("RecBole", RECBOLE_FILES)):
+        if any(os.path.lexists(directory / f) for f in files):
+            for f in files:
+                try:
+                    _cache.check_file(directory / f, "MovieLens file")
+                except _cache.DataError as e:
+                    raise type(e)(f"{e} (the {name} layout needs {', '.join(files)})") from None
+
+
 def _load_from_path(path: Path) -> Dataset:
+    if not path.exists():
+        _cache.check_file(path, "MovieLens path")  # says absent, dangling link or loop
     if path.is_file():
+        _cache.check_file(path, "MovieLens archive")
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+            raise DataFormatError(
+                f"{path}: a zip archive without its central directory: truncated or corrupt"
+            )
         if not zipfile.is_zipfile(path):
-            raise FileNotFoundError(f"{path} is neither a directory nor a zip archive")
+            raise _cache.MissingDataFileError(f"{path} is neither a directory nor a zip archive")
         with zipfile.ZipFile(path) as zf:
             members = zf.namelist()
         prefix = None
@@ -333,12 +362,23 @@ def _load_from_path(path: Path) -> Dataset:
                 prefix = hits[0][: -len(marker)]
                 break
         if prefix is None:
-            raise FileNotFoundError(f"{path} holds no u.data or ml-100k.inter")
+            raise _cache.MissingDataFileError(f"{path} holds no u.data or ml-100k.inter")
         with tempfile.TemporaryDirectory() as tmp:
-            directory = _cache.extract_zip_dir(path, prefix, Path(tmp) / "ml-100k")
-            dataset = _parse_directory(directory, _layout_of(directory) or "", kg_fallback=None)
+            try:
+                directory = _cache.extract_zip_dir(path, prefix, Path(tmp) / "ml-100k")
+            except (zipfile.BadZipFile, *_cache.READ_ERRORS) as e:
+                if isinstance(e, FileNotFoundError):
+                    raise _cache.MissingDataFileError(str(e)) from None
+                raise DataFormatError(f"{path}: a corrupt zip archive ({e})") from None
+            inside = f"{path}!/{prefix}"
+            try:
+                _diagnose_layout(directory)
+                dataset = _parse_directory(directory, _layout_of(directory) or "", kg_fallback=None)
+            except _cache.DataError as e:
+                # The extracted copy is about to vanish: name the file by its place in the zip.
+                message = str(e).replace(f"{directory}/", inside)
+                raise type(e)(message) from None
         # The extracted copy is gone: name the files by their place in the archive instead.
-        inside = f"{path}!/{prefix}"
         dataset.info["directory"] = inside
         if dataset.info["freebase_source"] is not None:
             dataset.info["freebase_source"] = inside
@@ -346,7 +386,9 @@ def _load_from_path(path: Path) -> Dataset:
         candidates = [path, path / "ml-100k", path / RECBOLE_PREFIX]
         found = [(d, _layout_of(d)) for d in candidates if d.is_dir() and _layout_of(d)]
         if not found:
-            raise FileNotFoundError(
+            for d in candidates:
+                _diagnose_layout(d)
+            raise _cache.MissingDataFileError(
                 f"{path} holds neither the GroupLens layout ({', '.join(GROUPLENS_FILES)}) nor "
                 f"the RecBole layout ({', '.join(RECBOLE_FILES)}), nor an ml-100k/ folder that does"
             )
@@ -400,9 +442,15 @@ class _Table:
 
 
 def _read_table(
-    path: Path, *, sep: str, encoding: str, num_fields: int | None = None, header: bool = False
+    path: Path, *, sep: str, num_fields: int | None = None, header: bool = False
 ) -> _Table:
-    """Reads a delimited file as strings; checks the number of fields of every line."""
+    """Reads a delimited file as strings; checks the number of fields of every line.
+
+    The encoding is detected: strict UTF-8, else Latin-1 (the official ``u.item`` is Latin-1;
+    re-saved copies are often UTF-8, and reading those as Latin-1 would garble "Amélie").
+    """
+    _cache.check_file(path, "MovieLens file")
+    encoding = _cache.detect_encoding(path)
     try:
         raw = pd.read_csv(
             path,
@@ -416,16 +464,14 @@ def _read_table(
             skip_blank_lines=False,
         )
     except pd.errors.EmptyDataError as e:
-        raise DataFormatError(f"{path}: the file is empty") from e
+        raise DataFormatError(f"{path}: the file holds only blank lines, no data") from e
     except pd.errors.ParserError as e:
         # pandas says e.g. "Expected 4 fields in line 7, saw 5"; its line numbers are the file's.
         raise DataFormatError(
-            f"{path}: {str(e).replace('Error tokenizing data. C error: ', '')}"
+            f"{path}: {str(e).replace('Error tokenizing data. C error: ', '').strip()}"
         ) from e
-    except UnicodeDecodeError as e:
-        raise DataFormatError(
-            f"{path}: not valid {encoding} text ({e.reason} at byte {e.start})"
-        ) from e
+    except _cache.READ_ERRORS as e:
+        raise _cache.read_error(path, e, encoding) from e
     lines = np.arange(1, len(raw) + 1)
     names: list[str] = list(range(raw.shape[1]))  # type: ignore[arg-type]
     if header:
@@ -434,11 +480,14 @@ def _read_table(
     raw.columns = names
     blank = (raw == "").all(axis=1).to_numpy()
     raw, lines = raw[~blank].reset_index(drop=True), lines[~blank]
+    if len(raw) == 0:
+        raise DataFormatError(f"{path}: the file has {'a header but ' if header else ''}no rows")
     if num_fields is not None and raw.shape[1] != num_fields:
         raise DataFormatError(
             f"{path}:{int(lines[0]) if len(lines) else 1}: expected {num_fields} "
             f"{sep!r}-separated fields per line, found {raw.shape[1]}"
         )
+    _cache.check_last_line(path, sep, raw.shape[1], encoding, quoting=csv.QUOTE_NONE)
     return _Table(path, raw, lines)
 
 
@@ -525,6 +574,15 @@ def _split_titles(raw_titles: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return clean, years
 
 
+def _display_titles(titles: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """ "Title (year)" where the source title carries a year, so duplicates of a name (22 titles
+    occur under 45 IDs) stay distinguishable; the title alone otherwise, "" for the placeholder."""
+    out = titles.astype(object).copy()
+    has = ~np.isnan(years) & (out != "")
+    out[has] = [f"{t} ({int(y)})" for t, y in zip(out[has], years[has])]
+    return out
+
+
 def _iso_dates(table: _Table, col: Any) -> tuple[np.ndarray, np.ndarray]:
     """GroupLens dates like "01-Jan-1995" -> ISO strings (None if empty) and years (NaN)."""
     text = table.frame[col].str.strip()
@@ -550,15 +608,41 @@ def _iso_dates(table: _Table, col: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_ratings(table: _Table, cols: Sequence[Any]) -> pd.DataFrame:
+    """The ratings; refuses a rating outside 1..5 whole stars and a (user, movie) rated twice."""
     user, item, rating, ts = cols
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "user_id": _integers(table, user, "user id"),
             "item_id": _integers(table, item, "item id"),
             "rating": _floats(table, rating, "rating"),
             "timestamp": _integers(table, ts, "timestamp"),
+            "line": table.lines,  # for messages about a rating found later
         }
     )
+    stars = frame["rating"].to_numpy()
+    bad = (stars < RATING_RANGE[0]) | (stars > RATING_RANGE[1]) | (stars != np.round(stars))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(
+            f"{table.where(row)}: rating {table.frame[rating].iloc[row]!r} is outside MovieLens "
+            f"100K's whole stars {RATING_RANGE[0]}..{RATING_RANGE[1]} ({int(bad.sum())} such "
+            "rows in all)"
+        )
+    repeated = frame.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+    if repeated.any():
+        pair = frame.iloc[int(np.flatnonzero(repeated)[0])]
+        again = frame.loc[
+            (frame["user_id"] == pair["user_id"]) & (frame["item_id"] == pair["item_id"])
+        ].index
+        first, second = int(again[0]), int(again[1])
+        ratings = (frame["rating"].iloc[first], frame["rating"].iloc[second])
+        raise DataFormatError(
+            f"{table.where(second)}: user {int(pair['user_id'])} rated item {int(pair['item_id'])} "
+            f"again (ratings {ratings[0]:g} and {ratings[1]:g}; first at line "
+            f"{int(table.lines[first])}); MovieLens 100K holds one rating per user and movie "
+            f"({int(repeated.sum())} rows share a pair)"
+        )
+    return frame
 
 
 def _users_frame(table: _Table, cols: Sequence[Any]) -> pd.DataFrame:
@@ -576,17 +660,13 @@ def _users_frame(table: _Table, cols: Sequence[Any]) -> pd.DataFrame:
 
 
 def _parse_grouplens(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    ratings = _read_ratings(
-        _read_table(directory / "u.data", sep="\t", encoding="latin-1", num_fields=4), range(4)
-    )
+    ratings = _read_ratings(_read_table(directory / "u.data", sep="\t", num_fields=4), range(4))
     genre_names = list(GENRES)
     if (directory / "u.genre").is_file():
-        g = _read_table(directory / "u.genre", sep="|", encoding="latin-1", num_fields=2)
+        g = _read_table(directory / "u.genre", sep="|", num_fields=2)
         order = _integers(g, 1, "genre index")
         genre_names = [_canonical_genre(n) for n in g.frame[0].to_numpy()[np.argsort(order)]]
-    items = _read_table(
-        directory / "u.item", sep="|", encoding="latin-1", num_fields=5 + len(genre_names)
-    )
+    items = _read_table(directory / "u.item", sep="|", num_fields=5 + len(genre_names))
     item_ids = _unique_ids(items, 0, "item id")
     titles, title_years = _split_titles(items.frame[0 + 1])
     dates, date_years = _iso_dates(items, 2)
@@ -594,23 +674,24 @@ def _parse_grouplens(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         [_integers(items, 5 + k, f"genre flag {n!r}") for k, n in enumerate(genre_names)], 1
     )
     if ((flags != 0) & (flags != 1)).any():
-        row = int(np.flatnonzero(((flags != 0) & (flags != 1)).any(1))[0])
-        raise DataFormatError(f"{items.where(row)}: genre flags must be 0 or 1")
+        row, k = (int(v) for v in np.argwhere((flags != 0) & (flags != 1))[0])
+        raise DataFormatError(
+            f"{items.where(row)}: genre flag {genre_names[k]!r} is {int(flags[row, k])}; genre "
+            "flags must be 0 or 1"
+        )
     names = np.asarray(genre_names, dtype=object)
     # One list per movie (1.7k rows); the flags themselves are handled as an array.
     genres = [_sort_genres(list(names[row.astype(bool)])) for row in flags]
     item_frame = _frame(
         {
-            "title": titles,
+            "title": _display_titles(titles, title_years),
             "release_year": np.where(np.isnan(title_years), date_years, title_years),
             "release_date": dates,
             "genres": _lists(genres),
         },
         pd.Index(item_ids, name="item_id"),
     )
-    users = _users_frame(
-        _read_table(directory / "u.user", sep="|", encoding="latin-1", num_fields=5), range(5)
-    )
+    users = _users_frame(_read_table(directory / "u.user", sep="|", num_fields=5), range(5))
     return ratings, item_frame, users
 
 
@@ -624,18 +705,26 @@ def _columns(table: _Table, wanted: Sequence[str]) -> list[str]:
 
 
 def _parse_recbole(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    inter = _read_table(directory / "ml-100k.inter", sep="\t", encoding="utf-8", header=True)
+    inter = _read_table(directory / "ml-100k.inter", sep="\t", header=True)
     ratings = _read_ratings(inter, _columns(inter, ["user_id", "item_id", "rating", "timestamp"]))
-    items = _read_table(directory / "ml-100k.item", sep="\t", encoding="utf-8", header=True)
+    items = _read_table(directory / "ml-100k.item", sep="\t", header=True)
     iid, title, year, klass = _columns(items, ["item_id", "movie_title", "release_year", "class"])
     item_ids = _unique_ids(items, iid, "item id")
     raw_titles = items.frame[title].astype(str).str.strip()
-    years = pd.to_numeric(items.frame[year], errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
+    year_text = items.frame[year].astype(str).str.strip()
+    years = pd.to_numeric(year_text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     # Where RecBole found no year (it read "V" from "... (1995) (V)"), the year is still at the
     # end of the title: split it off as in the GroupLens layout.
     split_titles, split_years = _split_titles(raw_titles)
+    placeholder = np.isin(raw_titles.str.lower().to_numpy(dtype=str), list(_UNKNOWN_TITLES))
+    # Any other non-numeric year is a bad cell, not a missing one.
+    bad = np.isnan(years) & (year_text != "").to_numpy() & np.isnan(split_years) & ~placeholder
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(
+            f"{items.where(row)}: release_year {year_text.iloc[row]!r} is not a year (and the "
+            f"title {raw_titles.iloc[row]!r} carries none)"
+        )
     titles = np.where(np.isnan(years), split_titles, raw_titles.to_numpy(dtype=object))
     titles[np.isin(np.char.lower(titles.astype(str)), list(_UNKNOWN_TITLES))] = ""
     years = np.where(np.isnan(years), split_years, years)
@@ -645,14 +734,14 @@ def _parse_recbole(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     ]
     item_frame = _frame(
         {
-            "title": titles.astype(object),
+            "title": _display_titles(titles.astype(object), years),
             "release_year": years,
             "release_date": np.full(len(item_ids), None, dtype=object),
             "genres": _lists(genres),
         },
         pd.Index(item_ids, name="item_id"),
     )
-    users = _read_table(directory / "ml-100k.user", sep="\t", encoding="utf-8", header=True)
+    users = _read_table(directory / "ml-100k.user", sep="\t", header=True)
     user_frame = _users_frame(
         users, _columns(users, ["user_id", "age", "gender", "occupation", "zip_code"])
     )
@@ -660,9 +749,9 @@ def _parse_recbole(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
 
 
 def _read_freebase(directory: Path) -> pd.Series:
-    kg = _read_table(directory / "ml-100k.kg", sep="\t", encoding="utf-8", header=True)
+    kg = _read_table(directory / "ml-100k.kg", sep="\t", header=True)
     h, r, t = _columns(kg, ["head_id", "relation_id", "tail_id"])
-    link = _read_table(directory / "ml-100k.link", sep="\t", encoding="utf-8", header=True)
+    link = _read_table(directory / "ml-100k.link", sep="\t", header=True)
     iid, ent = _columns(link, ["item_id", "entity_id"])
     triples = pd.DataFrame(
         {
@@ -711,9 +800,11 @@ def _parse_directory(directory: Path, layout: str, kg_fallback: Path | None) -> 
     for what, known, label in (("item", items.index, "item"), ("user", users.index, "user")):
         unknown = ~np.isin(ratings[f"{what}_id"].to_numpy(), known.to_numpy())
         if unknown.any():
+            first = int(np.flatnonzero(unknown)[0])
             raise DataFormatError(
-                f"{ratings_file}: {label} {ratings[f'{what}_id'].to_numpy()[unknown][0]} has "
-                f"ratings but no row in the {label} metadata ({int(unknown.sum())} ratings)"
+                f"{ratings_file}: {label} {ratings[f'{what}_id'].to_numpy()[first]} has "
+                f"ratings but no row in the {label} metadata ({int(unknown.sum())} ratings; "
+                f"first at line {int(ratings['line'].iloc[first])})"
             )
     user_map = IdMap.from_values(np.union1d(ratings["user_id"], users.index), name="user")
     item_map = IdMap.from_values(np.union1d(ratings["item_id"], items.index), name="item")
@@ -737,6 +828,7 @@ def _parse_directory(directory: Path, layout: str, kg_fallback: Path | None) -> 
         "layout": layout,
         "directory": str(directory),
         "sha256": {f.name: _cache.sha256_file(f) for f in files if f.is_file()},
+        "encodings": {f.name: _cache.detect_encoding(f) for f in files if f.is_file()},
         "freebase_source": str(kg_dir) if kg_dir is not None else None,
         "url": GROUPLENS_URL,
         "license": LICENSE,
