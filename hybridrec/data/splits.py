@@ -781,9 +781,10 @@ def make_split(interactions: Interactions, spec: str | Mapping[str, Any], **kwar
         options.update(kwargs)
     else:
         name, options = spec, dict(kwargs)
-    if name not in SPLITS:
-        raise SplitError(f"make_split: unknown split {name!r}; known splits: {sorted(SPLITS)}")
-    fn = SPLITS[name]
+    from hybridrec.plugins import resolve
+
+    # A built-in split, or a researcher's own function by dotted path ("my_pkg.splits.by_week").
+    fn = resolve(name, SPLITS, what="split", error=SplitError)
     target = stratified_split if name == "collie" else fn
     signature = list(inspect.signature(target).parameters.values())[1:]
     params = [p.name for p in signature if not (name == "collie" and p.name == "method")]

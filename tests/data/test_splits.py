@@ -343,7 +343,7 @@ def test_make_split_dispatches_by_name_and_mapping():
     np.testing.assert_array_equal(cold.cold_items, cold_item_split(data, 0.3, seed=1).cold_items)
     labels = np.array(["train", "test"])[np.arange(len(data)) % 2]
     assert len(make_split(data, "column", labels=labels).test) == len(data) // 2
-    with pytest.raises(SplitError, match="known splits") as err:
+    with pytest.raises(SplitError, match="known split names") as err:
         make_split(data, "stratifed")
     for name in SPLITS:
         assert name in str(err.value)
