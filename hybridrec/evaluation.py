@@ -15,6 +15,14 @@ Users.
 Relevant items.
   A user's distinct items in ``test``, whatever their rating or weight (call
   ``Interactions.to_implicit`` first to keep only positives).
+Candidates.
+  All items by default; ``candidates=`` (item indices) restricts every ranking to those items in
+  both conventions, e.g. cold items ranked among cold items only. Held-out items outside the
+  candidates are ignored; a user with none among the candidates is not evaluated.
+Ties.
+  By default (``tie_break="expected"``) every metric is its expectation over uniformly random
+  orders of tied scores (closed forms in ``hybridrec.metrics``), so a model that scores many
+  items alike (IDs only on cold items, popularity counts) gets one fair number.
 Modes.
   ``"filtered"`` (default): each user's items in ``train`` and in every ``exclude`` set (pass the
   validation interactions when testing) are removed from the ranking; a test item that also
@@ -38,6 +46,11 @@ Names.
   ``{split}/coverage@{k}`` (distinct recommended items / ``num_items``),
   ``{split}/popularity@{k}`` (mean training count of recommended items), ``{split}/collie_map@{k}``,
   ``{split}/collie_mrr``, ``{split}/collie_auc``, and ``{split}/{segment}/{metric}@{k}``.
+
+Exclusions: filtered mode needs each user's training (and ``exclude``) items; ``build_exclusions``
+builds that structure once with a sort (no ``np.unique`` hash of millions of pairs), and a
+training run passes it to every evaluation (``exclusions=``), so repeated evaluations of a split
+cost only the scoring.
 
 Speed: the jitted kernel ranks ``chunk_size`` users at a time (a ``lax.map`` over chunks of a
 ``batch_size`` batch), so the score block of a chunk stays in cache while it is read a few times;
@@ -147,6 +160,23 @@ class PairedTestResult:
 
 
 # --------------------------------------------------------------------------- per-user lists
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an int64 array: sort plus a neighbour test (numpy's
+    ``np.unique`` takes a hash path that is several times slower on millions of int64)."""
+    keys = np.sort(keys)
+    if len(keys) > 1:
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    return keys
+
+
+def _isin_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(len(keys),) bool: which ``keys`` occur in ``sorted_keys`` (sorted, distinct)."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
 def _lists_from_keys(
     keys: np.ndarray, num_users: int, num_items: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +193,75 @@ def _lists_from_keys(
 
 def _pair_keys(inter: Interactions) -> np.ndarray:
     """Sorted unique ``user * num_items + item`` keys of the interactions (int64)."""
-    return np.unique(inter.user_ids.astype(np.int64) * inter.num_items + inter.item_ids)
+    return _sorted_unique(inter.user_ids.astype(np.int64) * inter.num_items + inter.item_ids)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Exclusions:
+    """The items filtered out of each user's ranking, built once per run (``build_exclusions``).
+
+    Filtered evaluation removes every user's training items (and those of any ``exclude``
+    split) from their ranking. Building that per-user structure from millions of pairs costs a
+    sort; a training run evaluates the same split every epoch, so it builds it once and passes
+    it as ``evaluate(..., exclusions=...)``, leaving each evaluation only the scoring.
+
+    Attributes:
+      num_users, num_items: the ID space.
+      keys: (P,) int64 sorted distinct ``user * num_items + item`` of the excluded pairs.
+      indptr: (num_users + 1,) int64; user ``u``'s items are ``indices[indptr[u]:indptr[u + 1]]``.
+      indices: (P,) int32 item indices, ascending within each user.
+      source_sizes: interactions in each source (``train`` first, then ``exclude``), checked
+        against the splits ``evaluate`` is given.
+    """
+
+    num_users: int
+    num_items: int
+    keys: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    source_sizes: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def build_exclusions(
+    train: Interactions | None, exclude: Sequence[Interactions] = ()
+) -> Exclusions:
+    """The exclusion structure of ``train`` plus the ``exclude`` splits, for ``evaluate``.
+
+    Args:
+      train: the training interactions (or None: only ``exclude``).
+      exclude: more splits to filter out (e.g. the validation split when testing).
+
+    Returns:
+      An ``Exclusions`` (about 12 bytes per distinct pair; ~0.5 s for 5M pairs on one core).
+
+    Raises:
+      EvaluationError: for no source at all, or sources in different ID spaces.
+    """
+    sources = ([train] if train is not None else []) + list(exclude)
+    if not sources:
+        raise EvaluationError("build_exclusions needs train or at least one exclude split")
+    for i, src in enumerate(sources):
+        if not isinstance(src, Interactions):
+            raise EvaluationError(
+                f"build_exclusions takes Interactions, got {type(src).__name__} (source {i})"
+            )
+        _check_space(f"source {i}", src, sources[0])
+    num_users, num_items = sources[0].num_users, sources[0].num_items
+    keys = _sorted_unique(
+        np.concatenate([s.user_ids.astype(np.int64) * num_items + s.item_ids for s in sources])
+    )
+    indptr, indices = _lists_from_keys(keys, num_users, num_items)
+    return Exclusions(
+        num_users=num_users,
+        num_items=num_items,
+        keys=keys,
+        indptr=indptr,
+        indices=indices,
+        source_sizes=tuple(len(s) for s in sources),
+    )
 
 
 def _padded(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, width: int) -> np.ndarray:
@@ -191,6 +289,8 @@ def _kernel(
     metrics: tuple[str, ...],
     collie: bool,
     collie_sigmoid: bool,
+    ties: str,
+    reorder: bool,
     has_exclude: bool,
     has_mask: bool,
     want_items: bool,
@@ -200,6 +300,7 @@ def _kernel(
     With ``score_fn`` the scores are computed inside (``score_fn(user_ids)`` or
     ``score_fn(params, user_ids)``); without it the batch's (B, N) scores are passed in.
     Both map over chunks of ``chunk_size`` users so that each chunk's scores stay in cache.
+    With ``reorder`` the columns are permuted by ``order`` first (the tie order of the lists).
     """
     ranking = tuple(m for m in metrics if m in RANKING_METRICS)
 
@@ -215,7 +316,8 @@ def _kernel(
                 )
         # Columns in tie-break order: ties go to the earlier column. The caller has mapped the
         # relevant/excluded items, the candidate mask and the popularity to the same order.
-        scores = jnp.take(scores, order, axis=1)
+        if reorder:
+            scores = jnp.take(scores, order, axis=1)
         stats = ranking_stats(
             scores,
             relevant,
@@ -225,12 +327,15 @@ def _kernel(
             with_auc="auc" in ranking,
             collie=collie,
             collie_sigmoid=collie_sigmoid,
+            ties=ties,
+            item_popularity=popularity if "popularity" in ranking else None,
         )
-        out = metrics_from_stats(stats, ks=ks, metrics=ranking, item_popularity=popularity)
+        out = metrics_from_stats(stats, ks=ks, metrics=ranking)
         out["num_relevant"] = stats["num_relevant"]
         out["finite"] = stats["finite"]
         if want_items:
-            out["topk_items"] = order[stats["topk_items"]]
+            items = stats["topk_items"]
+            out["topk_items"] = jnp.where(items >= 0, order[items], -1) if reorder else items
         return out
 
     def run(params, inputs, relevant, exclude, mask, popularity, order):
@@ -268,7 +373,7 @@ def _rank_users(
     score_fn: Callable,
     users: np.ndarray,
     rel: tuple[np.ndarray, np.ndarray],
-    excl: tuple[np.ndarray, np.ndarray] | None,
+    excl: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     num_items: int,
     ks: tuple[int, ...],
@@ -281,14 +386,26 @@ def _rank_users(
     chunk_size: int | None,
     traceable: bool,
     score_params: Any,
-    tie_order: np.ndarray,
+    ties: str,
+    tie_order: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """Runs the kernel over ``users`` in batches; returns per-user arrays in ``users`` order."""
-    # position[i] is item i's column after reordering by ``tie_order``.
-    position = np.empty(num_items, np.int32)
-    position[tie_order] = np.arange(num_items, dtype=np.int32)
+    """Runs the kernel over ``users`` in batches; returns per-user arrays in ``users`` order.
+
+    ``excl`` holds CSR parts ``(indptr, indices)`` whose rows are disjoint per user; a user's
+    excluded items are the union of their rows. ``tie_order`` (or None: item order) permutes
+    the columns before ranking.
+    """
+    reorder = tie_order is not None
+    if reorder:
+        # position[i] is item i's column after reordering by ``tie_order``.
+        position = np.empty(num_items, np.int32)
+        position[tie_order] = np.arange(num_items, dtype=np.int32)
+    else:
+        tie_order = np.arange(num_items, dtype=np.int32)
 
     def to_positions(lists: np.ndarray) -> np.ndarray:
+        if not reorder:
+            return lists
         return np.where(lists >= 0, position[np.maximum(lists, 0)], -1).astype(np.int32)
 
     n_rel = rel[0][users + 1] - rel[0][users]
@@ -299,9 +416,8 @@ def _rank_users(
     # Shapes are rounded up to powers of two so that segments and later evaluations of similar
     # data reuse the compiled kernel.
     width_r = _bucket(int(n_rel.max()) if len(users) else 1)
-    width_e = 1
-    if excl is not None and len(users):
-        width_e = _bucket(int((excl[0][users + 1] - excl[0][users]).max()))
+    widths = [int((ip[users + 1] - ip[users]).max()) if len(users) else 0 for ip, _ in excl]
+    width_e = _bucket(sum(widths))
     chunk = _choose_chunk(batch_size, num_items, chunk_size)
     k = max(ks)
     want_items = "coverage" in metrics
@@ -315,7 +431,9 @@ def _rank_users(
         metrics=metrics,
         collie=collie,
         collie_sigmoid=collie_sigmoid,
-        has_exclude=excl is not None,
+        ties=ties,
+        reorder=reorder,
+        has_exclude=bool(excl),
         has_mask=candidate_mask is not None,
         want_items=want_items,
     )
@@ -334,11 +452,12 @@ def _rank_users(
         batch_p = np.concatenate([batch, np.full(batch_size - real, batch[-1])]).astype(np.int32)
         relevant = _padded(*rel, batch_p, width_r)
         relevant[real:] = -1
-        exclude = (
-            _padded(*excl, batch_p, width_e)
-            if excl is not None
-            else np.full((batch_size, 1), -1, np.int32)
-        )
+        exclude = np.full((batch_size, width_e), -1, np.int32)
+        col = 0
+        for (indptr, indices), width in zip(excl, widths):
+            if width:
+                exclude[:, col : col + width] = _padded(indptr, indices, batch_p, width)
+            col += width
         if traceable:
             inputs = jnp.asarray(batch_p)
         else:
@@ -435,8 +554,10 @@ def evaluate(
     traceable: bool = False,
     score_params: Any = None,
     collie_sigmoid: bool = True,
-    tie_break: Literal["random", "index"] = "random",
+    tie_break: Literal["expected", "random", "index"] = "expected",
     seed: int = 0,
+    candidates: np.ndarray | None = None,
+    exclusions: Exclusions | None = None,
 ) -> EvalResult:
     """Evaluates a recommender by full ranking over all items.
 
@@ -468,10 +589,21 @@ def evaluate(
       traceable: see ``score_fn``.
       score_params: parameters passed to a traceable ``score_fn``.
       collie_sigmoid: ``collie_auc`` on ``sigmoid(scores)`` as Collie computes it.
-      tie_break: how tied scores are ordered in rankings (top-k lists, ranks): ``"random"`` (a
-        permutation of the items seeded by ``seed``; the default, so no item gains from its
-        index) or ``"index"`` (lower item index first). AUC counts ties as 1/2 either way.
+      tie_break: how tied scores count. ``"expected"`` (default): every metric is its
+        expectation over uniformly random orders of each user's tied items (see
+        ``hybridrec.metrics``), so a model that ties many items is measured by one number, not
+        by an arbitrary order; coverage@k, which is not a mean over users, is that of the lists
+        a seeded random tie order gives. ``"random"``: ties are ordered by a permutation of the
+        items seeded by ``seed`` (one draw of the above). ``"index"``: lower item index first.
+        AUC counts ties as 1/2 in every case.
       seed: seed of the random tie order.
+      candidates: (C,) int item indices that may be ranked, or None for all items. Items
+        outside are never ranked, in both conventions (e.g. cold items among cold items only);
+        held-out items outside the candidates are ignored, and users with no held-out item
+        among them are not evaluated. Item segments rank within the candidates too.
+      exclusions: ``build_exclusions(train, exclude)`` built once, e.g. per training run: used
+        instead of building the same structure from ``train`` and ``exclude`` on every call
+        (which must still be passed for segments and popularity; their sizes are checked).
 
     Returns:
       An ``EvalResult``.
@@ -529,32 +661,76 @@ def evaluate(
     if "popularity" in metrics and item_popularity is None:
         metrics = tuple(m for m in metrics if m != "popularity")  # nothing to measure it against
 
+    if tie_break not in ("expected", "random", "index"):
+        raise EvaluationError(
+            f"tie_break must be 'expected', 'random' or 'index', got {tie_break!r}"
+        )
+    cand_mask = None
+    if candidates is not None:
+        cand = np.asarray(candidates)
+        if cand.ndim != 1 or cand.dtype.kind not in "iu":
+            raise EvaluationError(
+                f"candidates must be a 1-D array of item indices, got {cand.dtype} {cand.shape}"
+            )
+        if len(cand) and (cand.min() < 0 or cand.max() >= num_items):
+            raise EvaluationError(
+                f"candidates hold item index {int(cand.min() if cand.min() < 0 else cand.max())} "
+                f"outside [0, {num_items})"
+            )
+        cand_mask = np.zeros(num_items, bool)
+        cand_mask[cand] = True
+
     # ---- relevant and excluded items per user
     test_keys = _pair_keys(test)
+    if cand_mask is not None:
+        # Held-out items outside the candidates cannot be ranked: they are ignored.
+        test_keys = test_keys[cand_mask[test_keys % num_items]]
     rel = _lists_from_keys(test_keys, test.num_users, num_items)
     users = np.flatnonzero(np.diff(rel[0]) > 0).astype(np.int64)
     if len(users) == 0:
-        raise EvaluationError("test has no interactions, so there is no user to evaluate")
+        where = " among the candidates" if cand_mask is not None else ""
+        raise EvaluationError(f"test has no interactions{where}, so there is no user to evaluate")
     filtered = mode in ("filtered", "both")
     collie = mode in ("collie", "both")
     # One batch shape for the whole call (segments too), so the kernel compiles once.
     batch_size = min(batch_size, _bucket(len(users)))
-    base_excl_keys = np.zeros(0, np.int64)
-    if filtered:
-        parts = [_pair_keys(x) for x in ([train] if train is not None else []) + exclude]
-        if parts:
-            keys = np.unique(np.concatenate(parts))
-            base_excl_keys = keys[~np.isin(keys, test_keys, assume_unique=True)]
+    sizes = tuple(len(x) for x in ([train] if train is not None else []) + exclude)
+    if exclusions is not None:
+        if not isinstance(exclusions, Exclusions):
+            raise EvaluationError(
+                f"exclusions must come from build_exclusions, got {type(exclusions).__name__}"
+            )
+        if (exclusions.num_users, exclusions.num_items) != (test.num_users, num_items):
+            raise EvaluationError(
+                f"exclusions were built for {exclusions.num_users}x{exclusions.num_items} "
+                f"users x items, test has {test.num_users}x{num_items}"
+            )
+        if sizes and sizes != exclusions.source_sizes:
+            raise EvaluationError(
+                f"exclusions were built from splits of sizes {exclusions.source_sizes}, but "
+                f"train and exclude have sizes {sizes}; build them from the same splits"
+            )
+    elif filtered and sizes:
+        exclusions = build_exclusions(train, exclude)
+    base_excl: list[tuple[np.ndarray, np.ndarray]] = []
+    if filtered and exclusions is not None and len(exclusions):
+        base_excl = [(exclusions.indptr, exclusions.indices)]
 
-    def run(rel_lists, excl_keys, users_, *, metrics_, collie_, mask):
-        excl_lists = (
-            _lists_from_keys(excl_keys, test.num_users, num_items) if len(excl_keys) else None
-        )
+    # Under "expected" the metrics do not depend on the column order; the seeded permutation
+    # still orders the lists behind coverage@k. "random" ranks by that permutation, "index" by
+    # item index (lower first).
+    want_lists = "coverage" in metrics and filtered
+    tie_order = None
+    if tie_break == "random" or (tie_break == "expected" and want_lists):
+        tie_order = np.random.default_rng(seed).permutation(num_items).astype(np.int32)
+    ties = "expected" if tie_break == "expected" else "index"
+
+    def run(rel_lists, excl_parts, users_, *, metrics_, collie_, mask):
         return _rank_users(
             score_fn,
             users_,
             rel_lists,
-            excl_lists,
+            excl_parts,
             num_items=num_items,
             ks=ks,
             metrics=metrics_,
@@ -566,20 +742,12 @@ def evaluate(
             chunk_size=chunk_size,
             traceable=traceable,
             score_params=score_params,
+            ties=ties,
             tie_order=tie_order,
         )
 
-    # Tied scores (a cold item's ID-only score, equal popularity counts) are ordered by a seeded
-    # random permutation of the items, not by item index: in MovieLens the index follows the
-    # catalogue's history, and index order would hand ties to old, popular films.
-    if tie_break == "random":
-        tie_order = np.random.default_rng(seed).permutation(num_items).astype(np.int32)
-    elif tie_break == "index":
-        tie_order = np.arange(num_items, dtype=np.int32)
-    else:
-        raise EvaluationError(f"tie_break must be 'random' or 'index', got {tie_break!r}")
     run_metrics = metrics if filtered else ()
-    per_user_raw = run(rel, base_excl_keys, users, metrics_=run_metrics, collie_=collie, mask=None)
+    per_user_raw = run(rel, base_excl, users, metrics_=run_metrics, collie_=collie, mask=cand_mask)
 
     # ---- collect
     prefix = f"{split_name}/"
@@ -604,14 +772,14 @@ def evaluate(
         items = per_user_raw["topk_items"]
         for k in ks:
             top = items[:, :k]
-            seen = np.unique(top[top >= 0])
-            out_metrics[f"{prefix}coverage@{k}"] = len(seen) / num_items
+            seen = np.bincount(top[top >= 0].ravel(), minlength=num_items) > 0
+            out_metrics[f"{prefix}coverage@{k}"] = int(seen.sum()) / num_items
 
     # ---- segments
     # Segments run the same metric set as the whole population (same compiled kernel); their
     # coverage and popularity are not reported.
     seg_skip = ("popularity", "coverage")
-    if train is not None:
+    if train is not None and wanted_segments:
         train_user_counts = train.user_counts()
         item_counts = train.item_counts()
     for seg in wanted_segments:
@@ -636,9 +804,17 @@ def evaluate(
         out_metrics[f"{seg_prefix}num_users_evaluated"] = float(len(seg_users))
         if not len(seg_users) or not filtered:
             continue
-        # The user's other test items are neither hits nor misses here: remove them.
-        seg_excl = np.union1d(base_excl_keys, test_keys[~in_seg])
-        mask = seg_mask if item_segment_candidates == "segment" else None
+        # The user's other test items are neither hits nor misses here: remove them (those
+        # already excluded stay in the base lists only, so every row stays distinct).
+        others = test_keys[~in_seg]
+        if base_excl:
+            others = others[~_isin_sorted(exclusions.keys, others)]
+        seg_excl = base_excl + (
+            [_lists_from_keys(others, test.num_users, num_items)] if len(others) else []
+        )
+        mask = cand_mask
+        if item_segment_candidates == "segment":
+            mask = seg_mask if mask is None else mask & seg_mask
         values = run(seg_rel, seg_excl, seg_users, metrics_=run_metrics, collie_=False, mask=mask)
         values = {n: v for n, v in values.items() if not n.startswith(seg_skip)}
         record(seg_prefix, values, seg_users)
@@ -949,5 +1125,10 @@ def write_metrics_json(workdir: str | os.PathLike, metrics: Mapping[str, Any]) -
     with os.fdopen(fd, "w") as f:
         json.dump(clean, f, indent=2, sort_keys=True)
         f.write("\n")
+    # mkstemp creates the file 0600; a run's results are for every reader of the directory,
+    # like the other run files (the umask decides, as for open()).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
     return path

@@ -430,6 +430,12 @@ def _train_and_evaluate(
         "test": list(data.eval_splits.values())[:-1],
     }
     segments = tuple(ec.get("segments") or ())
+    # Built once per run, so each evaluation costs only the scoring.
+    exclusions_for = {
+        name: evaluation.build_exclusions(train, exclude_for.get(name, []))
+        for name in data.eval_splits
+    }
+    candidates = eval_candidates(ec.get("candidates"), train)
 
     per_user: dict[str, np.ndarray] = {}
     pair_curves: dict[str, Any] = {}
@@ -447,6 +453,8 @@ def _train_and_evaluate(
             test,
             train=train,
             exclude=exclude_for.get(split_name, []),
+            exclusions=exclusions_for[split_name],
+            candidates=candidates,
             ks=tuple(ec.ks),
             metrics=tuple(ec.metrics) if ec.get("metrics") else evaluation.DEFAULT_METRICS,
             mode=ec.mode,
@@ -633,6 +641,22 @@ def _make_pair_scorer(graphdef):
     return score_pairs
 
 
+def eval_candidates(name: str | None, train: Interactions) -> np.ndarray | None:
+    """The items ranked in evaluation: None (the catalogue), or ``"cold_items"`` (items with no
+    training interaction, ranked among themselves, as a new-item shelf would be)."""
+    if name is None:
+        return None
+    if name == "cold_items":
+        cold = np.flatnonzero(train.item_counts() == 0)
+        if not len(cold):
+            raise ValueError(
+                "config.eval.candidates='cold_items' but every item has training interactions; "
+                "use a cold-start split (config.split.name='cold_items')"
+            )
+        return cold
+    raise ValueError(f"config.eval.candidates={name!r}: known values are None and 'cold_items'")
+
+
 def _write_hparams(writer: MetricWriter, config: ml_collections.ConfigDict) -> None:
     """The run's config as TensorBoard hparams (file lists left out), baselines included."""
     writer.write_hparams(
@@ -679,6 +703,7 @@ def _evaluate_baseline(baseline, data: ExperimentData, ec) -> tuple[dict, dict]:
             split_name=split_name,
             segments=tuple(ec.get("segments") or ()),
             batch_size=int(ec.batch_size),
+            candidates=eval_candidates(ec.get("candidates"), data.train),
         )
         metrics.update(result.metrics)
         exclude.append(test)

@@ -4,6 +4,7 @@ a brute-force per-user reference, the statistics helpers, the pair task and the 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import types
 
@@ -14,8 +15,8 @@ import scipy.stats
 
 from hybridrec import Interactions, evaluation
 
-# The brute-force references below order ties by item index; hybridrec's default is a seeded
-# random tie order (tested separately in test_random_tie_break_does_not_favour_low_indices).
+# The brute-force references below order ties by item index; hybridrec's default, the expectation
+# over tie orders, is tested against averages over every tie order further down.
 E = types.SimpleNamespace(**vars(evaluation))
 E.evaluate = functools.partial(evaluation.evaluate, tie_break="index")
 
@@ -23,14 +24,16 @@ NUM_USERS, NUM_ITEMS = 30, 25
 
 
 # --------------------------------------------------------------------------- reference
-def reference_user(scores, relevant, excluded, k, *, collie=False, candidates=None):
-    """Brute-force metrics of one user (definitions in ``hybridrec.metrics``)."""
+def reference_user(scores, relevant, excluded, k, *, collie=False, candidates=None, order=None):
+    """Brute-force metrics of one user (definitions in ``hybridrec.metrics``); ties are ordered
+    by ``order[item]`` (default: item index)."""
     rel = sorted(relevant)
+    order = np.arange(len(scores)) if order is None else order
     cand = set(range(len(scores))) if candidates is None else set(candidates)
     if not collie:
         cand -= set(excluded)
     cand |= set(rel)
-    items = sorted(cand, key=lambda i: (-float(scores[i]), i))
+    items = sorted(cand, key=lambda i: (-float(scores[i]), order[i]))
     rank = {i: p + 1 for p, i in enumerate(items)}
     ranks = sorted(rank[i] for i in rel)
     hits = [r for r in ranks if r <= k]
@@ -376,22 +379,188 @@ def test_evaluate_ratings_and_popularity_buckets():
     assert np.flatnonzero(buckets["pop_2"]).tolist() == [2, 4]
 
 
-def test_random_tie_break_does_not_favour_low_indices():
-    # A scorer that ties every item. Each user's relevant items are the lowest indices, so index
-    # order ranks them first (NDCG 1); the random tie order ranks them where the seeded
-    # permutation of the items puts them.
+def test_tie_breaks_on_a_scorer_that_ties_every_item():
+    # Each user's relevant items are the lowest indices, so index order ranks them first (NDCG
+    # 1); the random tie order ranks them where the seeded permutation of the items puts them;
+    # the default reports the expectation over all orders.
     num_users, num_items = 64, 200
     users = np.repeat(np.arange(num_users), 2)
     items = np.tile([0, 1], num_users)
     test = Interactions.from_arrays(users, items, num_users=num_users, num_items=num_items)
     flat = lambda u: np.zeros((len(u), num_items), np.float32)  # noqa: E731
-    by_index = evaluation.evaluate(flat, test, tie_break="index", metrics=("ndcg", "auc", "mrr"))
+    names = ("ndcg", "auc", "mrr", "hit_rate")
+    by_index = evaluation.evaluate(flat, test, tie_break="index", metrics=names)
     assert by_index.metrics["val/ndcg@10"] == pytest.approx(1.0)
-    for seed in (0, 1, 2):
-        random = evaluation.evaluate(flat, test, metrics=("ndcg", "auc", "mrr"), seed=seed)
+    idcg = 1 + 1 / np.log2(3)
+    for seed in (0, 1):
+        random = evaluation.evaluate(flat, test, metrics=names, seed=seed, tie_break="random")
         position = np.argsort(np.random.default_rng(seed).permutation(num_items))
         ranks = np.sort(position[[0, 1]]) + 1  # 1-based ranks of the two relevant items
         dcg = sum(1 / np.log2(r + 1) for r in ranks if r <= 10)
-        assert random.metrics["val/ndcg@10"] == pytest.approx(dcg / (1 + 1 / np.log2(3)))
+        assert random.metrics["val/ndcg@10"] == pytest.approx(dcg / idcg)
         assert random.metrics["val/mrr"] == pytest.approx(1 / ranks[0])
         assert random.metrics["val/auc"] == by_index.metrics["val/auc"] == pytest.approx(0.5)
+    expected = evaluation.evaluate(flat, test, metrics=names)
+    disc = 1 / np.log2(np.arange(2, 12))
+    assert expected.metrics["val/ndcg@10"] == pytest.approx(2 / 200 * disc.sum() / idcg, rel=1e-5)
+    # The first of 2 relevant items among 200 slots is at slot j w.p. (199 - j) / C(200, 2).
+    mrr = sum((199 - j) / 19900 / (1 + j) for j in range(199))
+    assert expected.metrics["val/mrr"] == pytest.approx(mrr, rel=1e-5)
+    assert expected.metrics["val/hit_rate@10"] == pytest.approx(1 - (190 * 189) / (200 * 199))
+    assert expected.metrics["val/auc"] == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- expected ties
+def _all_tie_orders(scores, items):
+    """Every order of ``items`` that keeps scores descending, as (num_items,) rank arrays."""
+    groups = [[i for i in items if scores[i] == v] for v in sorted({scores[i] for i in items})]
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups)):
+        order = np.zeros(len(scores), np.int64)
+        for perm in perms:
+            order[list(perm)] = np.arange(len(perm))
+        yield order
+
+
+def test_expected_ties_with_candidates_match_the_average_over_tie_orders():
+    # Few candidates and few score values, so every order of the tied candidates can be
+    # enumerated; filtered and Collie conventions, every per-user metric.
+    rng = np.random.default_rng(11)
+    num_users, num_items = 6, 12
+    cand = np.array([1, 2, 4, 5, 7, 8, 10])
+    test = Interactions.from_arrays(
+        rng.integers(0, num_users, 20),
+        rng.integers(0, num_items, 20),
+        num_users=num_users,
+        num_items=num_items,
+    )
+    train = Interactions.from_arrays(
+        rng.integers(0, num_users, 20),
+        rng.integers(0, num_items, 20),
+        num_users=num_users,
+        num_items=num_items,
+    )
+    scores = rng.integers(0, 3, size=(num_users, num_items)).astype(np.float32)
+    ks = (2, 5)
+    result = evaluation.evaluate(
+        lambda u: scores[u],
+        test,
+        train=train,
+        ks=ks,
+        mode="both",
+        candidates=cand,
+        metrics=("ndcg", "recall", "precision", "hit_rate", "map", "mrr", "auc"),
+    )
+    tr, te = _sets(train), _sets(test)
+    users = [u for u in range(num_users) if te[u] & set(cand.tolist())]
+    assert result.metrics["val/num_users_evaluated"] == len(users)
+    for pos, u in enumerate(users):
+        rel = te[u] & set(cand.tolist())
+        for k in ks:
+            for collie in (False, True):
+                runs = [
+                    reference_user(
+                        scores[u],
+                        rel,
+                        tr[u] - rel,
+                        k,
+                        collie=collie,
+                        candidates=cand,
+                        order=order,
+                    )
+                    for order in _all_tie_orders(scores[u], cand.tolist())
+                ]
+                ref = {n: np.mean([r[n] for r in runs]) for n in ("map", "mrr", "auc")}
+                if collie:
+                    assert result.values("val/collie_mrr")[0][pos] == u
+                    for name in ("mrr", "auc"):
+                        got = result.per_user[f"val/collie_{name}"][pos]
+                        assert got == pytest.approx(ref[name], abs=1e-6), (u, name)
+                    got = result.per_user[f"val/collie_map@{k}"][pos]
+                    assert got == pytest.approx(ref["map"], abs=1e-6)
+                    continue
+                for name in ("ndcg", "recall", "precision", "hit_rate", "map"):
+                    value = np.mean([r[name] for r in runs])
+                    got = result.per_user[f"val/{name}@{k}"][pos]
+                    assert got == pytest.approx(value, abs=1e-6), (u, name, k)
+                for name in ("mrr", "auc"):
+                    assert result.per_user[f"val/{name}"][pos] == pytest.approx(ref[name], abs=1e-6)
+
+
+# --------------------------------------------------------------------------- candidates
+def test_candidates_match_reference_in_both_conventions_and_segments(data):
+    train, val, test, scores = data
+    cand = np.array([0, 2, 3, 5, 8, 9, 11, 13, 14, 17, 19, 20, 21, 23])
+    candidates = set(cand.tolist())
+    result = E.evaluate(
+        lambda u: scores[u],
+        test,
+        train=train,
+        exclude=[val],
+        ks=(3,),
+        mode="both",
+        candidates=cand,
+        segments=("cold_items",),
+        item_segment_candidates="segment",
+        metrics=("ndcg", "recall", "map", "mrr", "auc"),
+    )
+    tr, va, te = _sets(train), _sets(val), _sets(test)
+    users = [u for u in range(NUM_USERS) if te[u] & candidates]
+    assert 0 < len(users) < len([u for u in range(NUM_USERS) if te[u]])  # some drop out
+    assert result.metrics["val/num_users_evaluated"] == len(users)
+    for pos, u in enumerate(users):
+        rel = te[u] & candidates
+        ref = reference_user(scores[u], rel, (tr[u] | va[u]) - rel, 3, candidates=candidates)
+        col = reference_user(scores[u], rel, (), 3, collie=True, candidates=candidates)
+        assert result.user_ids["val/ndcg@3"][pos] == u
+        for name in ("ndcg", "recall", "map"):
+            assert result.per_user[f"val/{name}@3"][pos] == pytest.approx(ref[name], abs=1e-6)
+        for name in ("mrr", "auc"):
+            assert result.per_user[f"val/{name}"][pos] == pytest.approx(ref[name], abs=1e-6)
+            assert result.per_user[f"val/collie_{name}"][pos] == pytest.approx(col[name], abs=1e-6)
+        assert result.per_user["val/collie_map@3"][pos] == pytest.approx(col["map"], abs=1e-6)
+    # Cold items among the cold candidates only.
+    cold = set(range(20, 25)) & candidates
+    seg_users = [u for u in users if te[u] & cold]
+    ids, values = result.values("val/cold_items/ndcg@3")
+    assert ids.tolist() == seg_users and seg_users
+    for u, value in zip(seg_users, values):
+        rel = te[u] & cold
+        ref = reference_user(scores[u], rel, (tr[u] | va[u] | te[u]) - rel, 3, candidates=cold)
+        assert value == pytest.approx(ref["ndcg"], abs=1e-6)
+    with pytest.raises(E.EvaluationError, match="outside"):
+        E.evaluate(lambda u: scores[u], test, candidates=np.array([0, NUM_ITEMS]))
+    with pytest.raises(E.EvaluationError, match="no interactions among the candidates"):
+        E.evaluate(lambda u: scores[u], test.subset(test.item_ids > 0), candidates=np.array([0]))
+
+
+# --------------------------------------------------------------------------- exclusions
+def test_exclusions_built_once_give_the_same_results(data, monkeypatch):
+    train, val, test, scores = data
+    kw = dict(train=train, exclude=[val], ks=(3,), mode="both", segments=("cold_items",))
+    direct = evaluation.evaluate(lambda u: scores[u], test, **kw)
+    excl = evaluation.build_exclusions(train, [val])
+    pairs = set(zip(train.user_ids.tolist(), train.item_ids.tolist())) | set(
+        zip(val.user_ids.tolist(), val.item_ids.tolist())
+    )
+    assert len(excl) == len(pairs)
+    for u in range(NUM_USERS):
+        items = excl.indices[excl.indptr[u] : excl.indptr[u + 1]].tolist()
+        assert items == sorted(i for v, i in pairs if v == u)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("evaluate rebuilt the exclusions")
+
+    monkeypatch.setattr(evaluation, "build_exclusions", fail)
+    reused = evaluation.evaluate(lambda u: scores[u], test, exclusions=excl, **kw)
+    assert reused.metrics == direct.metrics
+    with pytest.raises(E.EvaluationError, match="same splits"):
+        evaluation.evaluate(lambda u: scores[u], test, train=train, exclusions=excl)
+
+
+def test_sort_based_set_helpers_match_numpy():
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 1000, 3000).astype(np.int64)
+    assert evaluation._sorted_unique(keys).tolist() == np.unique(keys).tolist()
+    base = evaluation._sorted_unique(keys[:1500])
+    assert evaluation._isin_sorted(base, keys).tolist() == np.isin(keys, base).tolist()
+    assert not evaluation._isin_sorted(base[:0], keys).any()

@@ -1,13 +1,16 @@
 """Tests of ``hybridrec.metrics`` against brute-force numpy references and hand-computed values.
 
-The reference ranks each user's candidates with a Python sort by (score desc, item index asc) and
+The reference ranks each user's candidates with a Python sort by (score desc, tie order) and
 computes every metric from its definition; AUC compares every (relevant, negative) pair. Scores
-come from a small set of values in half the examples, so ties are frequent.
+come from a small set of values in half the examples, so ties are frequent. With
+``ties="index"`` the tie order is the item index; the default, expected ties, is checked against
+the average of the reference over every order of the tied items.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -22,19 +25,24 @@ AT_K = ("ndcg", "recall", "precision", "hit_rate", "map")
 
 
 # --------------------------------------------------------------------------- reference
-def reference_user(scores, relevant, exclude=(), k=10, mask=None, collie=False):
-    """Brute-force metrics of one user; see the definitions in ``hybridrec.metrics``."""
+def reference_user(
+    scores, relevant, exclude=(), k=10, mask=None, collie=False, order=None, popularity=None
+):
+    """Brute-force metrics of one user; see the definitions in ``hybridrec.metrics``.
+
+    Ties are ordered by ``order[item]`` (default: the item index)."""
     n = len(scores)
+    order = np.arange(n) if order is None else order
     rel = sorted(int(i) for i in relevant if i >= 0)
     cand = np.ones(n, bool)
     if not collie:
         for e in exclude:
             if e >= 0:
                 cand[e] = False
-        if mask is not None:
-            cand &= mask
+    if mask is not None:
+        cand &= mask
     cand[rel] = True
-    items = sorted(np.flatnonzero(cand), key=lambda i: (-float(scores[i]), i))
+    items = sorted(np.flatnonzero(cand), key=lambda i: (-float(scores[i]), order[i]))
     rank = {int(i): p + 1 for p, i in enumerate(items)}
     ranks = sorted(rank[i] for i in rel)
     nrel = len(rel)
@@ -59,9 +67,31 @@ def reference_user(scores, relevant, exclude=(), k=10, mask=None, collie=False):
         "map": sum((i + 1) / r for i, r in enumerate(hits)) / min(nrel, k),
         "mrr": 1 / ranks[0],
         "auc": auc,
+        "popularity": 0.0 if popularity is None else float(np.mean(popularity[items[:k]])),
         "topk": [int(i) for i in items[:k]],
         "num_candidates": len(items),
     }
+
+
+def tie_orders(scores):
+    """Every order of the items that keeps scores descending: one (n,) rank array per order."""
+    values = np.where(scores == 0, 0.0, scores)  # -0.0 ties with 0.0
+    groups = [np.flatnonzero(values == v) for v in np.unique(values)]
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups)):
+        order = np.zeros(len(scores), np.int64)
+        for perm in perms:
+            order[list(perm)] = np.arange(len(perm))
+        yield order
+
+
+def expected_reference(scores, relevant, exclude=(), k=10, **kw):
+    """``reference_user`` averaged over every order of the tied items (all permutations)."""
+    names = ("ndcg", "recall", "precision", "hit_rate", "map", "mrr", "auc", "popularity")
+    runs = [
+        reference_user(scores, relevant, exclude, k, order=order, **kw)
+        for order in tie_orders(scores)
+    ]
+    return {name: float(np.mean([r[name] for r in runs])) for name in names}
 
 
 # --------------------------------------------------------------------------- random batches
@@ -110,7 +140,7 @@ def _check_against_reference(out, stats, scores, relevant, exclude, ks, mask=Non
 
 
 @functools.cache
-def _jitted(ks, block_size, with_mask):
+def _jitted(ks, block_size, with_mask, ties="index"):
     def f(scores, relevant, exclude, mask):
         stats = M.ranking_stats(
             scores,
@@ -118,6 +148,7 @@ def _jitted(ks, block_size, with_mask):
             exclude,
             k=max(ks),
             candidate_mask=mask if with_mask else None,
+            ties=ties,
             block_size=block_size,
         )
         out = M.metrics_from_stats(
@@ -168,7 +199,12 @@ def test_collie_statistics_match_reference(batch):
 def _jitted_collie():
     return jax.jit(
         functools.partial(
-            M.ranking_metrics, ks=(4,), metrics=("map", "mrr"), collie=True, block_size=2
+            M.ranking_metrics,
+            ks=(4,),
+            metrics=("map", "mrr"),
+            collie=True,
+            ties="index",
+            block_size=2,
         )
     )
 
@@ -285,9 +321,9 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(M.MetricsError, match=r"relevant must be \(B, R\)"):
         M.ranking_stats(np.zeros((2, 3)), np.array([0, 1]), k=1)
     with pytest.raises(M.MetricsError, match="candidate_mask"):
-        M.ranking_stats(
-            np.zeros((1, 3)), np.array([[0]]), k=1, candidate_mask=np.ones(3, bool), collie=True
-        )
+        M.ranking_stats(np.zeros((1, 3)), np.array([[0]]), k=1, candidate_mask=np.ones(4, bool))
+    with pytest.raises(M.MetricsError, match="ties must be"):
+        M.ranking_stats(np.zeros((1, 3)), np.array([[0]]), k=1, ties="random")
 
 
 def test_rating_metrics_by_hand_and_errors():
@@ -333,3 +369,115 @@ def test_collie_auc_on_raw_scores_when_sigmoid_is_off():
     # (0.0) loses to all three: 1.5 / 6; filtered (item 2 removed): 1 / 4.
     assert np.asarray(out["collie_auc"]).tolist() == pytest.approx([0.75, 1.5 / 6])
     assert np.asarray(out["auc"]).tolist() == pytest.approx([1.0, 1.0 / 4])
+
+
+# --------------------------------------------------------------------------- expected ties
+ALL = ("ndcg", "recall", "precision", "hit_rate", "map", "mrr", "auc", "popularity")
+
+
+@functools.cache
+def _expected_fn(ks, with_mask):
+    def f(scores, relevant, exclude, mask, popularity):
+        return M.ranking_metrics(
+            scores,
+            relevant,
+            exclude,
+            ks=ks,
+            metrics=ALL,
+            candidate_mask=mask if with_mask else None,
+            collie=True,
+            item_popularity=popularity,
+            block_size=2,
+        )
+
+    return jax.jit(f)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(b=3, n=7, r=4, e=3, with_mask=True), st.booleans())
+def test_expected_ties_equal_the_average_over_every_tie_order(batch, with_mask):
+    # Both conventions, every metric, cut-offs below, at and beyond the catalogue, against the
+    # reference averaged over all orders of the tied items.
+    scores, relevant, exclude, mask = batch
+    mask = mask if with_mask else None
+    popularity = np.random.default_rng(int(scores.sum() * 7) % 100).random(7).astype(np.float32)
+    ks = (1, 3, 9)
+    out = _expected_fn(ks, with_mask)(
+        scores, relevant, exclude, mask if with_mask else np.ones(1, bool), popularity
+    )
+    for row in range(scores.shape[0]):
+        for k in ks:
+            ref = expected_reference(
+                scores[row], relevant[row], exclude[row], k, mask=mask, popularity=popularity
+            )
+            col = expected_reference(scores[row], relevant[row], (), k, mask=mask, collie=True)
+            for name in ("ndcg", "recall", "precision", "hit_rate", "map", "popularity"):
+                np.testing.assert_allclose(
+                    out[f"{name}@{k}"][row], ref[name], atol=2e-6, err_msg=f"{name}@{k}"
+                )
+            np.testing.assert_allclose(out[f"collie_map@{k}"][row], col["map"], atol=2e-6)
+        np.testing.assert_allclose(out["mrr"][row], ref["mrr"], atol=2e-6)
+        np.testing.assert_allclose(out["auc"][row], ref["auc"], atol=2e-6)
+        np.testing.assert_allclose(out["collie_mrr"][row], col["mrr"], atol=2e-6)
+        np.testing.assert_allclose(out["collie_auc"][row], col["auc"], atol=2e-6)
+
+
+def test_expected_ties_by_hand():
+    # Row 0: all 6 items tied, item 2 relevant. Row 1: items 1 and 4 relevant, tied with 0 and
+    # 5 at the top (score 1); items 2 and 3 below (score 0).
+    scores = np.array([[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 1, 1]], np.float32)
+    relevant = np.array([[2, -1], [1, 4]])
+    out = _rm((1, 3), ALL[:-1])(scores, relevant)
+    disc = 1 / np.log2(np.arange(2, 5))
+    # Row 0: each rank 1..6 equally likely.
+    assert out["ndcg@3"][0] == pytest.approx(disc[:3].sum() / 6, rel=1e-6)
+    assert out["hit_rate@3"][0] == pytest.approx(0.5)
+    assert out["precision@3"][0] == pytest.approx(0.5 / 3)  # E[hits@3] = 3 / 6
+    assert out["map@3"][0] == pytest.approx((1 + 1 / 2 + 1 / 3) / 6, rel=1e-6)
+    assert out["mrr"][0] == pytest.approx(sum(1 / r for r in range(1, 7)) / 6, rel=1e-6)
+    assert out["auc"][0] == pytest.approx(0.5)
+    # Row 1: 2 relevant among 4 tied slots. P(first relevant at slot j) = C(3 - j, 1) / C(4, 2):
+    # 3/6, 2/6, 1/6, so E[1 / rank] = 3/6 + (2/6) / 2 + (1/6) / 3 = 13/18; P(hit@1) = 1/2; the
+    # top 3 miss both only if both are in slot 4: impossible, so hit_rate@3 = 1.
+    assert out["mrr"][1] == pytest.approx(13 / 18, rel=1e-6)
+    assert out["hit_rate@1"][1] == pytest.approx(0.5)
+    assert out["hit_rate@3"][1] == pytest.approx(1.0)
+    assert out["recall@3"][1] == pytest.approx(3 * (2 / 4) / 2)
+    # AP@3: slot j holds a relevant item w.p. 1/2, with 1 + j/3 relevant items up to it.
+    ap = sum(0.5 * (1 + j / 3) / (j + 1) for j in range(3)) / 2
+    assert out["map@3"][1] == pytest.approx(ap, rel=1e-6)
+    assert out["auc"][1] == pytest.approx(0.75)  # each beats 2 and 3, ties 0 and 5
+    idcg = disc[0] + disc[1]
+    assert out["ndcg@3"][1] == pytest.approx(0.5 * disc[:3].sum() / idcg, rel=1e-6)
+
+
+def test_index_ties_depend_on_the_order_expected_ties_do_not():
+    # One relevant item tied with 99 others: by index it is first or last; expected: between.
+    scores = np.zeros((2, 100), np.float32)
+    relevant = np.array([[0], [99]])
+    ordered = jax.jit(functools.partial(M.ranking_metrics, ks=(10,), ties="index"))
+    by_index = ordered(scores, relevant)
+    assert np.asarray(by_index["ndcg@10"]).tolist() == pytest.approx([1.0, 0.0])
+    expected = _rm((10,), ("ndcg", "mrr"))(scores, relevant)
+    disc = 1 / np.log2(np.arange(2, 12))
+    assert np.asarray(expected["ndcg@10"]).tolist() == pytest.approx([disc.sum() / 100] * 2)
+    harmonic = sum(1 / r for r in range(1, 101)) / 100
+    assert np.asarray(expected["mrr"]).tolist() == pytest.approx([harmonic] * 2, rel=1e-6)
+
+
+def test_expected_reciprocal_rank_is_accurate_for_large_tie_groups():
+    # (start, size, relevant) against a float64 sum; log-factorials reach ~1.8e5 here.
+    from math import exp, lgamma
+
+    cases = [(1, 20000, 1), (1, 20000, 2), (5, 15000, 7), (300, 19000, 40), (1, 20000, 1000)]
+    start, size, rel = (jnp.array(c) for c in zip(*cases))
+    got = jax.jit(M._expected_reciprocal_rank, static_argnums=3)(start, size, rel, 20000)
+
+    def log_comb(n, k):
+        return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)
+
+    for (a, g, p), value in zip(cases, np.asarray(got)):
+        ref = sum(
+            exp(log_comb(g - 1 - j, p - 1) - log_comb(g, p)) / (a + j) for j in range(g - p + 1)
+        )
+        assert value == pytest.approx(ref, rel=2e-6)

@@ -572,3 +572,34 @@ def test_metadata_towers_beat_id_only_on_cold_items(tmp_path):
     assert b["val/cold_items/auc"] > a["val/cold_items/auc"] + 0.15
     assert b["val/cold_items/ndcg@10"] > 5 * a["val/cold_items/ndcg@10"]
     assert b["val/cold_items/recall@10"] > a["val/cold_items/recall@10"] + 0.05
+
+
+def test_cold_items_are_ranked_among_cold_items_by_the_trainer(tmp_path):
+    """``eval.candidates="cold_items"``: the trainer's own metrics rank held-out items only."""
+    from hybridrec import evaluation
+    from hybridrec.experiment import prepare_data
+
+    config = hybrid.get_config("smoke")
+    config.plots = False
+    config.split = dict(name="cold_items", test_p=0.3, seed=0)
+    config.eval.candidates = "cold_items"
+    config.eval.reference = ()
+    metrics = train_and_evaluate(config, str(tmp_path / "run"))
+    data = prepare_data(config)
+    cold = np.flatnonzero(data.train.item_counts() == 0)
+    assert len(cold) and set(cold) == set(np.unique(data.eval_splits["val"].item_ids))
+    # Every held-out item is cold, so every user with a held-out pair is evaluated.
+    assert metrics["val/num_users_evaluated"] == len(np.unique(data.eval_splits["val"].user_ids))
+    # A scorer that ranks the cold items in a known order gets the metrics the evaluator gives
+    # for that order among the cold items alone (the catalogue's warm items are never ranked).
+    scores = np.zeros(data.train.num_items, np.float32)
+    scores[cold] = np.arange(len(cold))
+
+    def score_fn(user_ids):
+        return np.tile(scores, (len(user_ids), 1))
+
+    ranked = evaluation.evaluate(
+        score_fn, data.eval_splits["val"], train=data.train, candidates=cold, ks=(10,)
+    )
+    everything = evaluation.evaluate(score_fn, data.eval_splits["val"], train=data.train, ks=(10,))
+    assert ranked.metrics["val/auc"] != everything.metrics["val/auc"]

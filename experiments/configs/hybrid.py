@@ -145,6 +145,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         early_stopping=dict(metric=placeholder(str), mode="max", patience=3),
         ratings=False,  # RMSE/MAE instead of ranking (explicit ratings)
         pair_auc=False,  # ROC-AUC / PR of held-out pairs vs. random pairs (item-pair task)
+        # Items ranked: None = the catalogue; "cold_items" = items without training
+        # interactions, among themselves (with config.split.name="cold_items")
+        candidates=placeholder(str),
         # Baselines evaluated beside the model on the same splits (popularity/val/ndcg@10, ...)
         reference=("popularity",),
     )
