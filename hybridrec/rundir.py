@@ -182,17 +182,6 @@ def input_files(data_config: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def input_hashes(data_config: Mapping[str, Any], dataset_info: Mapping[str, Any]) -> dict:
-    """sha256 of every input: the loader's own digests (``info["sha256"]``) and config paths."""
-    hashes = {}
-    digests = dataset_info.get("sha256")
-    if isinstance(digests, Mapping):
-        hashes.update({str(k): str(v) for k, v in digests.items()})
-    for path in input_files(data_config):
-        hashes[path] = file_sha256(path)
-    return hashes
-
-
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -229,30 +218,57 @@ def _jsonable_info(info: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(info), default=str))
 
 
+def check_inputs(workdir: str, data_config: Mapping[str, Any], *, fresh: bool) -> dict[str, str]:
+    """Hashes the files ``config.data`` names; on a resume, refuses inputs that changed.
+
+    Runs before the data is loaded, so a changed file is reported as a change (not as whatever
+    the loader makes of it) and nothing in the run directory is touched.
+
+    Returns:
+      ``{absolute path: sha256}`` of the config's input files.
+
+    Raises:
+      RunDirError: a resume whose input files hash differently from the first attempt's.
+    """
+    hashes = {path: file_sha256(path) for path in input_files(data_config)}
+    path = os.path.join(workdir, PROVENANCE_FILE)
+    if fresh or not os.path.isfile(path):
+        return hashes
+    with open(path) as f:
+        attempts = json.load(f).get("attempts", [])
+    if attempts:
+        first = {k: v for k, v in attempts[0].get("input_sha256", {}).items() if os.path.isabs(k)}
+        changed = sorted(k for k in set(first) | set(hashes) if first.get(k) != hashes.get(k))
+        if changed:
+            raise RunDirError(
+                f"{workdir!r}: the input data changed since this run started, so it cannot be "
+                f"resumed on it; files differing: {changed[:5]}. Nothing was changed."
+            )
+    return hashes
+
+
 def record_provenance(
     workdir: str,
     *,
     fresh: bool,
-    data_config: Mapping[str, Any],
+    input_sha256: Mapping[str, str],
     dataset_info: Mapping[str, Any],
     counts: Mapping[str, Any],
     notes: list[str],
 ) -> dict[str, Any]:
-    """Appends this attempt's record to ``provenance.json``; refuses a resume on changed inputs.
+    """Appends this attempt's record to ``provenance.json``.
 
     Args:
       workdir: the run directory.
       fresh: whether this is the run's first attempt.
-      data_config: ``config.data`` as a dict (its file paths are hashed).
+      input_sha256: the config's input files' hashes (``check_inputs``); the loader's own
+        digests (``dataset_info["sha256"]``, e.g. the files inside a zip) are added.
       dataset_info: the loaded ``Dataset.info`` (counts of what the loader dropped or merged).
       counts: sizes of the prepared data (users, items, train/val/test interactions).
       notes: what preparation dropped, merged or ignored.
 
     Returns:
       The record written.
-
-    Raises:
-      RunDirError: on a resume whose input files hash differently from the first attempt's.
     """
     import jax
 
@@ -261,15 +277,10 @@ def record_provenance(
     if os.path.isfile(path):
         with open(path) as f:
             history = json.load(f).get("attempts", [])
-    hashes = input_hashes(data_config, dataset_info)
-    if not fresh and history:
-        first = history[0].get("input_sha256", {})
-        changed = sorted(k for k in set(first) | set(hashes) if first.get(k) != hashes.get(k))
-        if changed:
-            raise RunDirError(
-                f"{workdir!r}: the input data changed since this run started, so it cannot be "
-                f"resumed on it; files differing: {changed[:5]}. Nothing was changed."
-            )
+    hashes = dict(input_sha256)
+    digests = dataset_info.get("sha256")
+    if isinstance(digests, Mapping):
+        hashes.update({str(k): str(v) for k, v in digests.items()})
     devices = jax.devices()
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

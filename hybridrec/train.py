@@ -110,6 +110,8 @@ def run_experiment(
     enable_compilation_cache()
     # ---- workdir: compared with the stored run before anything is written
     workdir, fresh = rundir.open_run(workdir, config.to_dict(), new_run=new_run)
+    # A resume on changed input files is refused here, before the run is marked running.
+    input_sha256 = rundir.check_inputs(workdir, config.data.to_dict(), fresh=fresh)
     rundir.set_status(workdir, "running")
     ckpt = writer = None
     interrupt = _DeferredInterrupt()
@@ -119,7 +121,7 @@ def run_experiment(
             _truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), ckpt.latest_step() or 0)
             writer = MetricWriter(workdir)
             metrics = _train_and_evaluate(
-                config, workdir, fresh, ckpt, writer, start_time, interrupt
+                config, workdir, fresh, input_sha256, ckpt, writer, start_time, interrupt
             )
     except KeyboardInterrupt as exc:
         rundir.set_status(workdir, "interrupted", error=str(exc) or "KeyboardInterrupt")
@@ -194,7 +196,7 @@ class _DeferredInterrupt:
 
 
 def _train_and_evaluate(
-    config, workdir, fresh, ckpt, writer, start_time, interrupt
+    config, workdir, fresh, input_sha256, ckpt, writer, start_time, interrupt
 ) -> dict[str, float]:
     resume_epoch = ckpt.latest_step() or 0
 
@@ -211,7 +213,7 @@ def _train_and_evaluate(
     record = rundir.record_provenance(
         workdir,
         fresh=fresh,
-        data_config=config.data.to_dict(),
+        input_sha256=input_sha256,
         dataset_info=data.dataset.info,
         counts=counts,
         notes=data.notes,

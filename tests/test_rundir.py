@@ -183,6 +183,7 @@ def test_provenance_is_recorded_and_a_changed_input_refuses_resume(tmp_path):
     with pytest.raises(rundir.RunDirError, match="input data changed"):
         train_and_evaluate(config, workdir)
     assert snapshot(workdir) == before
+    assert rundir.read_status(workdir)["state"] == "completed"  # still a valid, visible run
 
 
 def test_config_diff_lists_added_removed_and_changed_keys():
