@@ -8,7 +8,9 @@ interactions, so heavy users come up as often as in training.
 
 Prints, per sampler kind: host build time, compile time, steady-state negatives per second, wall
 time, process CPU time (all threads; less sensitive than wall time to other load on the machine)
-and peak resident memory so far (``ru_maxrss``).
+and peak resident memory so far (``ru_maxrss``). First, the random-bit sources alone on the same
+(batch, negatives) shape: ``jax.random.bits`` (threefry) against the samplers' counter-based hash
+(``hybridrec.data.sampling.random_bits``).
 
     python benchmarks/bench_sampling.py            # full size, about a minute or two on 2 cores
     python benchmarks/bench_sampling.py --small    # a few seconds
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrec import Interactions
-from hybridrec.data.sampling import NegativeSampler
+from hybridrec.data.sampling import NegativeSampler, random_bits
 
 
 def peak_rss_mb() -> float:
@@ -48,6 +50,38 @@ def make_data(args: argparse.Namespace) -> Interactions:
     return Interactions.from_arrays(
         users, items, num_users=args.num_users, num_items=args.num_items
     )
+
+
+def bench_bits(args: argparse.Namespace) -> None:
+    """32-bit words per second of each random-bit source, one (batch, K) draw per scan step."""
+    shape = (args.batch_size, args.num_negatives)
+    sources = {
+        "jax.random.bits": lambda key: jax.random.bits(key, shape, jnp.uint32),
+        "random_bits": lambda key: random_bits(key, shape),
+    }
+    for name, source in sources.items():
+
+        @jax.jit
+        def draw(key: jax.Array, source=source) -> jax.Array:
+            def step(key, _):
+                key, sub = jax.random.split(key)
+                return key, source(sub).sum(dtype=jnp.uint32)  # keeps the words from being elided
+
+            return jax.lax.scan(step, key, None, length=args.chunks)[1]
+
+        key = jax.random.key(args.seed)
+        draw(key).block_until_ready()
+        reps = max(1, args.num_batches // args.chunks)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(reps):
+            out = draw(jax.random.fold_in(key, i))
+        out.block_until_ready()
+        wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        words = reps * args.chunks * shape[0] * shape[1]
+        print(
+            f"{name:>16}: {words / wall_s / 1e6:7.1f} M words/s  wall {wall_s:6.2f} s for "
+            f"{words / 1e6:.1f} M  (CPU {cpu_s:6.2f} s)"
+        )
 
 
 def bench_kind(
@@ -126,6 +160,7 @@ def main() -> None:
         f"{data.num_items:,} items, generated in {time.perf_counter() - t0:.1f} s; "
         f"peak RSS {peak_rss_mb():.0f} MiB"
     )
+    bench_bits(args)
     for kind in args.kinds.split(","):
         bench_kind(kind, data, batches, args)
 

@@ -17,6 +17,9 @@ from hybridrec.data.sampling import (
     SamplingError,
     _mul_high,
     _quantise,
+    hash_bits,
+    random_bits,
+    round_keys,
     uniform_below,
 )
 
@@ -239,3 +242,124 @@ def test_sampling_errors():
     with pytest.raises(SamplingError, match="shape \\(B,\\)"):
         sampler.sample(jax.random.key(0), jnp.zeros((2, 2), jnp.int32), 1)
     assert issubclass(SamplingError, ValueError)
+
+
+# ----------------------------------------------------------------------------- random bits
+def _fmix32_reference(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer in numpy uint64 arithmetic, masked to 32 bits."""
+    x = x.astype(np.uint64)
+    mask = np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x85EBCA6B)) & mask
+    x ^= x >> np.uint64(13)
+    x = (x * np.uint64(0xC2B2AE35)) & mask
+    return x ^ (x >> np.uint64(16))
+
+
+def _random_bits_reference(key_words: np.ndarray, size: int) -> np.ndarray:
+    """The documented stream ``fmix(fmix(c * G ^ k0) + k1)``, round keys from every key word."""
+    mask = np.uint64(0xFFFFFFFF)
+    k0, k1 = np.uint64(0x3C6EF372), np.uint64(0xA54FF53A)
+    for w in key_words.astype(np.uint64):
+        k0 = _fmix32_reference(np.array(k0 ^ w))
+        k1 = _fmix32_reference(np.array((k1 + w) & mask))
+    c = np.arange(size, dtype=np.uint64)
+    x = _fmix32_reference(((c * np.uint64(0x9E3779B9)) & mask) ^ k0)
+    return _fmix32_reference((x + k1) & mask).astype(np.uint32)
+
+
+def _bit_matrix(words: np.ndarray) -> np.ndarray:
+    """(N,) uint32 -> (N, 32) 0/1 bits."""
+    return (words[:, None] >> np.arange(32, dtype=np.uint32)) & 1
+
+
+def _raw_key(*words: int) -> jax.Array:
+    return jax.random.wrap_key_data(jnp.asarray(words, jnp.uint32))
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_random_bits_match_the_documented_hash_and_are_deterministic(impl):
+    key = jax.random.key(12345, impl=impl)
+    words = np.asarray(random_bits(key, (64, 10)))
+    assert words.dtype == np.uint32 and words.shape == (64, 10)
+    reference = _random_bits_reference(np.asarray(jax.random.key_data(key)), 640)
+    np.testing.assert_array_equal(words.ravel(), reference)
+    # The same key, jitted or not, gives the same words; a word depends on its flat position only.
+    jitted = jax.jit(random_bits, static_argnums=1)
+    np.testing.assert_array_equal(np.asarray(jitted(key, (64, 10))), words)
+    np.testing.assert_array_equal(np.asarray(random_bits(key, (320,))), words.ravel()[:320])
+    # Another key, or a key split from this one, gives other words.
+    for other in (jax.random.key(12346, impl=impl), jax.random.split(key)[1]):
+        assert np.mean(np.asarray(random_bits(other, (64, 10))) == words) < 0.01
+
+
+def test_random_bits_are_uniform_over_buckets_and_bits():
+    n = 2**20
+    words = np.asarray(random_bits(jax.random.key(7), (n,)))
+    for shift in (0, 8, 16, 24):  # every byte of the word is uniform over 256 values
+        byte = (words >> np.uint32(shift)) & 0xFF
+        assert stats.chisquare(np.bincount(byte, minlength=256)).pvalue > 1e-4, shift
+    # Each bit is 1 half the time, within 5 standard deviations.
+    ones = _bit_matrix(words).sum(axis=0)
+    assert np.all(np.abs(ones - n / 2) < 5 * np.sqrt(n / 4)), ones
+    # The mapped ranks of uniform_below are uniform too (a bound that is not a power of two).
+    ranks = np.asarray(uniform_below(jax.random.key(8), (n,), jnp.int32(1000)))
+    assert stats.chisquare(np.bincount(ranks, minlength=1000)).pvalue > 1e-4
+
+
+def test_a_key_of_zeros_gives_uniform_distinct_words():
+    """A key of all-zero words (``jax.random.key(0)``) must not be a degenerate fixed point."""
+    n = 2**18
+    words = np.asarray(random_bits(_raw_key(0, 0), (n,)))
+    assert len(np.unique(words)) == n  # a bijection of the counter for a fixed key
+    assert stats.chisquare(np.bincount(words >> np.uint32(24), minlength=256)).pvalue > 1e-4
+
+
+# Lags: the next slot of a row, the next row at K = 10, the next row at K = 1 and B = 1024.
+@pytest.mark.parametrize("lag", [1, 10, 1024])
+def test_words_at_neighbouring_positions_are_independent(lag):
+    n = 2**20
+    words = np.asarray(random_bits(jax.random.key(11), (n + lag,)))
+    a, b = words[:n], words[lag:]
+    # Pair buckets: the top 4 bits and the low 4 bits of neighbours, 16 x 16 cells each.
+    for shift in (28, 0):
+        cells = ((a >> np.uint32(shift)) & 15) * 16 + ((b >> np.uint32(shift)) & 15)
+        assert stats.chisquare(np.bincount(cells, minlength=256)).pvalue > 1e-4, shift
+    # No linear correlation between the words as numbers in [0, 1).
+    r = np.corrcoef(a / 2.0**32, b / 2.0**32)[0, 1]
+    assert abs(r) < 5 / np.sqrt(n), r
+
+
+def test_neighbouring_keys_give_independent_streams():
+    """Keys whose data differ by one in a word (the worst case for a weak hash) are unrelated."""
+    n = 2**18
+    for words_a, words_b in [((0, 5), (0, 6)), ((5, 0), (6, 0)), ((0, 0), (1, 0))]:
+        a = np.asarray(random_bits(_raw_key(*words_a), (n,)))
+        b = np.asarray(random_bits(_raw_key(*words_b), (n,)))
+        assert np.mean(a == b) < 1e-3
+        cells = (a >> np.uint32(28)) * 16 + (b >> np.uint32(28))
+        assert stats.chisquare(np.bincount(cells, minlength=256)).pvalue > 1e-4
+        r = np.corrcoef(a / 2.0**32, b / 2.0**32)[0, 1]
+        assert abs(r) < 5 / np.sqrt(n), r
+        # Nor is one a shifted copy of the other (a key difference acting as a counter offset):
+        # two independent sets of 2**18 words share n**2 / 2**32 = 16 values on average.
+        assert len(np.intersect1d(a, b)) < 64
+
+
+def test_flipping_one_counter_bit_flips_each_output_bit_half_the_time():
+    """Strict avalanche: for every (input bit, output bit) pair the flip rate is about 1/2."""
+    k0, k1 = round_keys(jax.random.key(3))
+    rng = np.random.default_rng(0)
+    counters = rng.integers(0, 2**32, 4096, dtype=np.uint64).astype(np.uint32)
+    base = np.asarray(hash_bits(k0, k1, jnp.asarray(counters)))
+    rates = np.empty((32, 32))
+    for bit in range(32):
+        flipped = np.asarray(hash_bits(k0, k1, jnp.asarray(counters ^ np.uint32(1 << bit))))
+        rates[bit] = _bit_matrix(base ^ flipped).mean(axis=0)
+    # One rate's standard deviation is 0.5 / 64 = 0.008; 0.45 .. 0.55 is six of them.
+    assert rates.min() > 0.45 and rates.max() < 0.55, (rates.min(), rates.max())
+
+
+def test_random_bits_rejects_batched_keys():
+    with pytest.raises(SamplingError, match="single PRNG key"):
+        random_bits(jax.random.split(jax.random.key(0), 2), (4,))
