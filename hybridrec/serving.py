@@ -21,8 +21,9 @@ What it reads from the run directory (written by ``hybridrec.train.train_and_eva
   encode new items and users from raw metadata exactly as the training entities were;
 - ``entities.npz``: ``user_raw_ids``, ``item_raw_ids``, ``user_known``, ``item_known``,
   ``item_counts``, every entity's encoded features (``user:<key>``, ``item:<key>``), optional
-  ``user_names`` / ``item_names``, and the training interactions as index arrays
-  ``train_user_ids`` / ``train_item_ids`` (for ``exclude_seen``).
+  ``user_names`` / ``item_names``, and each user's training items as CSR ``train_indptr`` /
+  ``train_indices`` (for ``exclude_seen``; runs before it saved ``train_user_ids`` /
+  ``train_item_ids`` pairs, still read).
 
 Cold start. Every model multiplies its ID embeddings and ID biases by the batch's ``known``
 flag (see ``hybridrec.models``), so an entity built from encoded metadata with ``known=0`` is
@@ -58,7 +59,7 @@ from hybridrec.data.interactions import IdMap
 __all__ = ["ServingError", "TrainedBaseline", "TrainedModel", "load", "read_export"]
 
 # The training interactions in entities.npz (index arrays), read for exclude_seen.
-_TRAIN_KEYS = ("train_user_ids", "train_item_ids")
+_TRAIN_KEYS = ("train_indptr", "train_indices")
 _EXPORT_FORMATS = ("npz", "parquet")
 # Cosine similarity of a zero vector (e.g. an entity whose towers all output 0) is defined as 0.
 _EPS = 1e-12
@@ -110,8 +111,7 @@ def load(workdir: str | os.PathLike, *, step: int | None = None) -> TrainedModel
         item_counts=entities.get("item_counts"),
         user_names=entities.get("user_names"),
         item_names=entities.get("item_names"),
-        train_user_ids=entities.get("train_user_ids"),
-        train_item_ids=entities.get("train_item_ids"),
+        seen=_seen_matrix(entities),
     )
     name = config["model"]["name"]
     if name in experiment.BASELINES:
@@ -169,6 +169,20 @@ def _load_baseline(workdir: str, name: str, config: Mapping[str, Any], common: d
         arrays = {k: npz[k] for k in npz.files}
     baseline = get_baseline(name, **options).from_state_arrays(arrays)
     return TrainedBaseline(baseline=baseline, **common)
+
+
+def _seen_matrix(entities: Mapping[str, np.ndarray]) -> sp.csr_matrix | None:
+    """Each user's training items as a CSR matrix, from entities.npz (None if not saved)."""
+    shape = (len(entities["user_raw_ids"]), len(entities["item_raw_ids"]))
+    if "train_indptr" in entities and "train_indices" in entities:
+        indices = entities["train_indices"]
+        return sp.csr_matrix(
+            (np.ones(len(indices), np.float32), indices, entities["train_indptr"]), shape=shape
+        )
+    if "train_user_ids" in entities and "train_item_ids" in entities:  # runs saved as pairs
+        users, items = entities["train_user_ids"], entities["train_item_ids"]
+        return sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=shape)
+    return None
 
 
 def _has_checkpoint(directory: str) -> bool:
@@ -273,8 +287,7 @@ class TrainedModel:
         item_counts: np.ndarray | None = None,
         user_names: np.ndarray | None = None,
         item_names: np.ndarray | None = None,
-        train_user_ids: np.ndarray | None = None,
-        train_item_ids: np.ndarray | None = None,
+        seen: sp.csr_matrix | None = None,
     ):
         self.config = config
         self.workdir = workdir
@@ -294,12 +307,8 @@ class TrainedModel:
         self.unknown_counts: dict[str, int] = {}
         self.item_chunk_size = 65536 if self.factorised else 2048
         self.user_batch_size = 256
-        self._seen = None
-        if train_user_ids is not None and train_item_ids is not None:
-            self._seen = sp.csr_matrix(
-                (np.ones(len(train_user_ids), np.float32), (train_user_ids, train_item_ids)),
-                shape=(self.num_users, self.num_items),
-            )
+        # (num_users, num_items) CSR of the training interactions, for exclude_seen.
+        self._seen = seen
         # The run's final metrics (metrics.json), empty for a run that has not finished.
         self.metrics: dict[str, Any] = {}
         metrics_path = os.path.join(workdir, "metrics.json")
@@ -675,6 +684,36 @@ class TrainedModel:
         # Any valid index: with known=0 the ID rows are multiplied by zero.
         batch["ids"] = np.zeros(n, np.int32)
         batch["known"] = np.zeros(n, np.float32)
+
+        # A field missing here but present for every training entity, in a model trained without
+        # field dropout on it, is scored through "missing" weights that training never updated
+        # (issue 11): say so rather than answer out of distribution in silence.
+        from hybridrec.models.base import ModelError
+        from hybridrec.models.hybrid import field_present
+
+        side = getattr(self.model, "users" if entity == "user" else "items", None)
+        dropped = dict(getattr(side, "field_rates", ()))
+        table = self._user_table if entity == "user" else self._item_table
+        trained = np.asarray(table["known"]) > 0
+        untrained = []
+        for field in dict.fromkeys(r.split("/")[0] for r in feature_reads):
+            if field == history.FIELD or field in dropped:
+                continue
+            try:
+                missing = np.asarray(field_present(batch, field)) == 0  # (n,)
+                seen = np.asarray(field_present(table, field))[trained]  # (num trained,)
+            except ModelError:  # not a field with a missing encoding
+                continue
+            if missing.any() and seen.size and seen.min() > 0:
+                untrained.append(field)
+        if untrained:
+            warnings.warn(
+                f"new {entity}: field(s) {untrained} missing, but every training {entity} had "
+                "them and the model was not trained with field dropout on them: their missing-"
+                "value weights are untrained and these scores may be out of distribution; "
+                f"train with model.{'user_' if entity == 'user' else ''}field_dropout (e.g. 0.1)",
+                stacklevel=3,
+            )
         return batch
 
     def _history_rows(self, items: Sequence[Any] | None, n: int) -> dict[str, np.ndarray]:

@@ -183,11 +183,12 @@ def test_smoke_run_writes_the_run_directory(smoke_run):
         np.testing.assert_array_equal(
             entities["user_raw_ids"], dataset.interactions.user_map.raw_ids.astype(str)
         )
-        counts = np.bincount(entities["train_item_ids"], minlength=40)
+        counts = np.bincount(entities["train_indices"], minlength=40)
         np.testing.assert_array_equal(entities["item_counts"], counts)
         np.testing.assert_array_equal(entities["item_known"], (counts > 0).astype(np.float32))
         # A stratified split holds out 20% of each user's interactions: ~80% stay in training.
-        assert len(entities["train_user_ids"]) == pytest.approx(0.8 * 1200, rel=0.05)
+        assert len(entities["train_indices"]) == pytest.approx(0.8 * 1200, rel=0.05)
+        assert entities["train_indptr"][-1] == len(entities["train_indices"])
         names = entities["item_names"]  # the synthetic titles, as a unicode array
         assert names.shape == (40,) and names.dtype.kind == "U"
         np.testing.assert_array_equal(names, dataset.item_metadata["title"].fillna("").astype(str))

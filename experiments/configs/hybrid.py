@@ -88,6 +88,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         combiner="sum",
         id_dropout=0.1,
         user_id_dropout=0.0,
+        # Per-field dropout: a metadata field is replaced by its "missing" encoding with this
+        # probability in training, so a new entity with missing fields is scored by weights
+        # that saw missing values (a new user with no demographics stays in the known users'
+        # score range). Items: 0 (0.1 cost warm NDCG@10 -0.004 on the cold split, p=0.005).
+        field_dropout=0.0,
+        user_field_dropout=0.1,
         user_towers=dict(
             id=dict(tower="ids"),
             age=dict(tower="numeric", field="age"),

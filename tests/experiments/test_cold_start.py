@@ -255,6 +255,7 @@ def test_smoke_ablation_end_to_end(tmp_path):
         "1",
         "--subsets",
         "ids,all,metadata,popularity",
+        "--no-peer",  # the LightFM row has its own test
         "--out",
         str(out),
     ]
@@ -328,3 +329,117 @@ def test_metadata_beats_ids_on_cold_items_with_planted_signal(tmp_path):
     ):
         row = rows.loc[(segment, metric)]
         assert row["diff"] > 0 and row["p_value"] < 0.01, (segment, metric, row)
+
+
+# ----------------------------------------------------------------------------------- the peer
+def test_ablation_runs_with_field_dropout_peer_and_warm_rows():
+    base = hybrid.get_config()
+    runs = cold_start.ablation_runs(
+        base, seeds=(0, 1), subsets=["all"], field_dropout=0.1, peer=True, warm=True
+    )
+    by = {(r["split"], r["towers"], r["seed"]): r["config"] for r in runs}
+    assert {(k, t) for k, t, _ in by} == {
+        ("cold_items", "ids"), ("cold_items", "all"), ("cold_items", "all+fd0.1"),
+        ("cold_items", "lightfm"),
+        ("cold_users", "ids"), ("cold_users", "all"), ("cold_users", "all+fd0.1"),
+        ("standard", "hybrid"), ("standard", "hybrid+fd0.1"), ("standard", "ease"),
+        ("standard", "lightfm"),
+    }  # fmt: skip
+    assert len(runs) == 2 * 11
+    fd, plain = by[("cold_items", "all+fd0.1", 1)], by[("cold_items", "all", 1)]
+    assert fd.model.field_dropout == 0.1 and fd.model.user_field_dropout == 0.1
+    # The plain row keeps the config's own rates (hybrid.py: users 0.1, items 0).
+    assert plain.model.get("field_dropout", 0.0) == base.model.get("field_dropout", 0.0)
+    assert plain.model.get("user_field_dropout") == base.model.get("user_field_dropout")
+    assert fd.split == plain.split and fd.seed == plain.seed == 1
+    # LightFM is fitted on the data, split and features of the runs of its seed, with the item
+    # metadata of the config's towers.
+    peer = by[("cold_items", "lightfm", 1)]
+    assert peer.split == plain.split and peer.features == plain.features
+    assert peer.model.item_towers == base.model.item_towers
+    only_ids = cold_start.ablation_runs(base, seeds=(0,), subsets=["ids"], peer=True)
+    assert [r["towers"] for r in only_ids] == ["ids", "lightfm", "ids"]
+    assert sorted(cold_start._item_fields(peer)) == ["genres", "release_year", "title"]
+    # The warm rows keep the config's own split; EASE has no features.
+    for towers in ("hybrid", "hybrid+fd0.1", "ease", "lightfm"):
+        assert by[("standard", towers, 0)].split == base.split
+    assert by[("standard", "ease", 0)].model.name == "ease"
+    assert by[("standard", "ease", 0)].features.schema is None
+    assert by[("standard", "hybrid", 0)].model == base.model
+    assert base.model == hybrid.get_config().model, "the base config must not be modified"
+    no_peer = cold_start.ablation_runs(base, seeds=(0,), subsets=["all"])
+    assert all(r["towers"] != "lightfm" and r["split"] != "standard" for r in no_peer)
+
+
+def test_lightfm_item_features_from_encoded_bags():
+    sp = pytest.importorskip("scipy.sparse")
+    table = {
+        "ids": np.arange(3),
+        # item 0: values 2 and 3; item 1: value 3 and padding; item 2: missing (id 1)
+        "genres/ids": np.array([[2, 3], [3, 0], [1, 0]], np.int32),
+        "genres/weights": np.array([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]], np.float32),
+        "title/ids": np.array([[4], [2], [0]], np.int32),
+        "title/weights": np.array([[0.5], [2.0], [0.0]], np.float32),
+        "year": np.zeros((3, 2), np.float32),  # dense only: left out with a note
+    }
+    matrix, notes = cold_start.lightfm_item_features(
+        table, ["genres", "title", "year"], normalize=False
+    )
+    assert sp.issparse(matrix) and matrix.dtype == np.float32
+    # 3 identity columns, then genres ids 0..3, then title ids 0..4 (0 and 1 never used).
+    expected = np.zeros((3, 3 + 4 + 5), np.float32)
+    expected[[0, 1, 2], [0, 1, 2]] = 1.0
+    expected[0, 3 + 2] = expected[0, 3 + 3] = expected[1, 3 + 3] = 1.0
+    expected[0, 7 + 4], expected[1, 7 + 2] = 0.5, 2.0
+    np.testing.assert_array_equal(matrix.toarray(), expected)
+    assert len(notes) == 1 and "'year'" in notes[0]
+    normalized, _ = cold_start.lightfm_item_features(table, ["genres", "title"])
+    np.testing.assert_allclose(np.asarray(normalized.sum(axis=1)).ravel(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(normalized.toarray()[0], expected[0] / expected[0].sum(), 1e-6)
+
+
+def test_lightfm_missing_explains_the_skipped_row(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lightfm", None)  # `import lightfm` raises ImportError
+    note = cold_start.lightfm_missing()
+    assert "LightFM row skipped" in note and "requirements-peers.txt" in note
+
+
+def test_summarize_the_warm_benchmark_against_the_peer():
+    rng = np.random.default_rng(2)
+    users = np.arange(30)
+    base = rng.random(30)
+    runs = []
+    for towers, shift in (("lightfm", 0.0), ("hybrid", 0.1), ("ease", 0.0)):
+        per_user = {f"val/{m}": base + shift + rng.normal(0, 0.01, 30) for m in cold_start.METRICS}
+        per_user.update({f"val/{m}:user_ids": users for m in cold_start.METRICS})
+        runs.append(dict(split="standard", towers=towers, seed=0, per_user=per_user))
+    table = cold_start.summarize(runs, reference="lightfm")
+    assert set(table.segment) == {"all"} and len(table) == 3 * len(cold_start.METRICS)
+    row = table[(table.towers == "hybrid") & (table.metric == "auc")].iloc[0]
+    assert row["diff"] == pytest.approx(0.1, abs=0.01) and row["p_value"] < 1e-6
+    assert table[table.towers == "lightfm"]["diff"].isna().all()
+    text = cold_start.to_markdown(table, reference="lightfm")
+    assert "### standard split" in text and "Δauc vs lightfm" in text
+    assert "| hybrid | all |" in text
+
+
+@pytest.mark.slow
+def test_smoke_benchmark_with_lightfm_end_to_end(tmp_path):
+    pytest.importorskip("lightfm")
+    out = tmp_path / "peer"
+    args = ["--smoke", "--seeds", "1", "--splits", "cold_items", "--subsets", "ids", "--warm"]
+    assert cold_start.main([*args, "--lightfm-epochs", "2", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "ablation_vs_lightfm.csv")
+    rows = set(zip(table.split, table.towers, table.segment))
+    for segment in ("cold_items", cold_start.AMONG_COLD, "warm_items"):
+        assert ("cold_items", "lightfm", segment) in rows
+        assert ("cold_items", "ids", segment) in rows
+    assert {t for s, t, _ in rows if s == "standard"} == {"hybrid", "ease", "lightfm"}
+    others = table[table.towers != "lightfm"]
+    assert np.isfinite(others[["diff", "p_value"]].to_numpy()).all()
+    assert np.isfinite(table[["mean", "ci_low", "ci_high"]].to_numpy()).all()
+    facts = (out / "cold_items" / "lightfm" / "seed0" / "lightfm.json").read_text()
+    assert '"no_components": 64' in facts and '"epochs": 2' in facts
+    assert "Against lightfm" in (out / "ablation.md").read_text()
