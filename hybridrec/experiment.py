@@ -144,18 +144,27 @@ def prepare_data(config: ml_collections.ConfigDict) -> ExperimentData:
 
     encoder = user_features = item_features = None
     schema = feature_schema(config.features)
+    if config.features.get("user_history") and not (
+        schema is not None and any(f.kind == "history" for f in schema.fields)
+    ):
+        # Each user's training items, for the ``history`` tower: one more field kind
+        # (hybridrec.data.fields.history), fitted on the training interactions.
+        spec = FieldSpec(
+            history_lib.FIELD,
+            entity="user",
+            kind="history",
+            max_items=config.features.get("history_max_items"),
+            seed=int(config.seed),
+        )
+        schema = FeatureSchema(
+            [*(schema.fields if schema is not None else ()), spec],
+            name=schema.name if schema is not None else "history",
+        )
     if schema is not None:
         encoder = FeatureEncoder(schema).fit_dataset(dataset, split.train)
         encoded = encoder.transform_dataset(dataset)
         item_features, user_features = encoded.get("item"), encoded.get("user")
     user_table = _entity_table(interactions.num_users, split.train.user_counts(), user_features)
-    if config.features.get("user_history"):
-        # Each user's training items, for the ``history`` tower (hybridrec.data.history).
-        user_table.update(
-            history_lib.history_arrays(
-                split.train, config.features.get("history_max_items"), seed=int(config.seed)
-            )
-        )
     item_table = _entity_table(interactions.num_items, split.train.item_counts(), item_features)
     return ExperimentData(
         dataset=dataset,
@@ -237,9 +246,6 @@ def describe_model(
     options = dict(config.model)
     name = options.pop("name")
     user_fields = dict(data.user_features.fields) if data.user_features is not None else {}
-    if history_lib.IDS in data.user_table:
-        width = data.user_table[history_lib.IDS].shape[1]
-        user_fields[history_lib.FIELD] = history_lib.field_info(data.train.num_items, width)
     item_fields = dict(data.item_features.fields) if data.item_features is not None else {}
     return {
         "format": MODEL_FORMAT,

@@ -1,7 +1,10 @@
 """Side features: metadata fields of items and users, encoded into padded arrays for JAX.
 
-A ``FeatureSchema`` lists ``FieldSpec`` s, each a named metadata field of the items or the users
-(movie genres, a beer style, ABV, a product title, a user's age...) of one of three kinds:
+A ``FeatureSchema`` lists ``FieldSpec`` s, each a named field of the items or the users (movie
+genres, a beer style, ABV, a product title, an image embedding, a user's age, a user's training
+items...). ``FieldSpec.kind`` names a *field kind*, a module found like the towers: a module of
+``hybridrec.data.fields`` or a dotted path to a researcher's own (the contract, and how to add a
+kind, are in ``hybridrec/data/fields/__init__.py``). The built-in kinds:
 
 * ``categorical``: one value (a beer style) or several (a genre list, given as a Python list or
   a string such as ``"Action|Comedy"``) per entity, mapped through a vocabulary of the values
@@ -10,7 +13,14 @@ A ``FeatureSchema`` lists ``FieldSpec`` s, each a named metadata field of the it
   standardized with the mean and standard deviation of the training entities, and optionally
   also bucketized into training quantiles;
 * ``text``: a string (title, description, a bag of Freebase ``relation=entity`` tokens) turned
-  into TF-IDF weighted tokens by scikit-learn's ``TfidfVectorizer``.
+  into TF-IDF weighted tokens by scikit-learn's ``TfidfVectorizer``;
+* ``vector``: a precomputed embedding, a fixed-length list/array of floats in one column or one
+  number in each of several columns, kept dense with a missing indicator;
+* ``history``: a user's training items (SVD++'s implicit feedback), fitted from the training
+  interactions rather than a metadata column (``hybridrec.data.history``).
+
+A kind's options are ``FieldSpec`` keyword arguments (``FieldSpec("genres",
+multi_valued=True)``); an option the kind does not accept is an error naming the field.
 
 A ``FeatureEncoder`` is fitted on the *training* entities only, and then encodes any entity,
 including cold-start items and users never seen in training. Encoding is row-independent: an
@@ -19,11 +29,12 @@ entity gets the same arrays alone (``transform("item", {...})``) as inside a who
 Output contract (``FeatureEncoder.transform`` returns an ``EntityFeatures``; every array has
 leading dimension ``n`` = number of entities, rows in ``IdMap`` order when one is given):
 
-* categorical, text and bucketized numeric fields (``FieldInfo.vocab_size > 0``), an embedding
-  bag of fixed width ``W``:
+* bag fields (``FieldInfo.vocab_size > 0``: categorical, text, bucketized numeric, history), an
+  embedding bag of fixed width ``W``:
 
   - ``"{field}/ids"`` int32 (n, W): ``0`` = padding, ``1`` = unknown / missing bucket,
-    ``2 ..`` = vocabulary entries (``encoder.vocabulary(field)[i]`` has id ``i + 2``);
+    ``2 ..`` = vocabulary entries (``encoder.vocabulary(field)[i]`` has id ``i + 2``); for
+    ``history``, item index + 1 and no unknown row;
   - ``"{field}/weights"`` float32 (n, W): 0 on padding; 1.0 per categorical value (pooling is
     the tower's job); for text, the TF-IDF weights of the kept tokens exactly as scikit-learn
     computes them (L2-normalised over *all* tokens of the entity by default, not renormalised
@@ -32,16 +43,17 @@ leading dimension ``n`` = number of entities, rows in ``IdMap`` order when one i
 
   An entity without any value (missing, ``[]``, ``""``, or a text without any vocabulary token)
   gets the single entry ``(id 1, weight 1.0)``, so a tower learns a "missing" embedding instead
-  of pooling nothing. A categorical value outside the vocabulary also maps to id 1 (once per
-  entity) and is counted in ``EntityFeatures.stats[field]["unknown"]`` and
-  ``encoder.unknown_counts``. Texts longer than ``W`` tokens keep their ``W`` highest weights;
-  ``stats[field]["mass_cut"]`` reports the share of TF-IDF mass (sum of weights) dropped.
+  of pooling nothing (a user without history gets an empty row). A categorical value outside
+  the vocabulary also maps to id 1 (once per entity) and is counted in
+  ``EntityFeatures.stats[field]["unknown"]`` and ``encoder.unknown_counts``. Texts longer than
+  ``W`` tokens keep their ``W`` highest weights; ``stats[field]["mass_cut"]`` reports the share
+  of TF-IDF mass (sum of weights) dropped.
 
-* numeric fields (``FieldInfo.dim == 2``): ``"{field}"`` float32 (n, 2) holding the
-  standardized value and a 0/1 missing indicator; a missing value is 0 in the value column and 1
-  in the indicator (never NaN). A bucketized numeric field (``num_buckets > 0``) has both this
-  dense array and the bag arrays above (``W = 1``, id 1 = missing), so either a numeric or a
-  categorical tower can read it.
+* dense fields (``FieldInfo.dim > 0``: numeric with ``dim == 2``, vector with ``dim == d + 1``):
+  ``"{field}"`` float32 (n, dim), the value(s) then a 0/1 missing indicator; a missing value is
+  0 in the value columns and 1 in the indicator (never NaN). A bucketized numeric field
+  (``num_buckets > 0``) has both this dense array and the bag arrays above (``W = 1``, id 1 =
+  missing), so either a numeric or a categorical tower can read it.
 
 ``EntityFeatures.gather(ids)`` returns the batch dict towers consume, ``{"ids": (B,),
 "{field}/ids": (B, W), ...}``; it works with numpy and JAX (also traced) index arrays.
@@ -58,25 +70,27 @@ Typical use::
     encoder.save(directory); encoder = FeatureEncoder.load(directory)
 
 or, for a ``Dataset`` and its training interactions, ``encoder.fit_dataset(dataset, train)`` and
-``encoder.transform_dataset(dataset)``.
+``encoder.transform_dataset(dataset)`` (which also fit ``history`` fields on ``train``).
 
-Persistence uses no pickle: ``features.json`` holds the schema, vocabularies, statistics and
-vectorizer parameters; ``features.npz`` holds the TF-IDF ``idf_`` vectors, quantile edges and
-vocabulary counts. ``TfidfVectorizer`` is rebuilt from its parameters, vocabulary and ``idf_``
-and gives bit-identical weights.
+Persistence uses no pickle: ``features.json`` holds the schema (every option resolved), each
+field's JSON state (vocabularies, statistics, vectorizer parameters) and the fit statistics;
+``features.npz`` holds each field's arrays (TF-IDF ``idf_`` vectors, quantile edges, vocabulary
+counts, histories) under ``"{field}.{key}"``. ``TfidfVectorizer`` is rebuilt from its
+parameters, vocabulary and ``idf_`` and gives bit-identical weights. Version-1 directories
+(before field kinds were plug-ins) still load.
 
 Bad input raises ``FeatureError`` (a ``ValueError``) naming the field, column, row and ID:
 metadata rows that do not match the ``IdMap`` (missing, extra or duplicate IDs), a value of the
-wrong type, an empty vocabulary, a schema column absent from the data. Training IDs that the
-metadata does not have raise ``KeyError``.
+wrong type, an empty vocabulary, a schema column absent from the data, an unknown kind or
+option (``FieldOptionError``, also a ``TypeError``). Training IDs that the metadata does not
+have raise ``KeyError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import inspect
 import json
-import math
 import pathlib
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -84,25 +98,45 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from hybridrec.data import fields as fields_lib
+from hybridrec.data.fields._base import (
+    ENTITIES,
+    FIRST_VALUE_ID,
+    PAD_ID,
+    UNKNOWN_ID,
+    FeatureError,
+    FieldInfo,
+    FieldOptionError,
+)
+from hybridrec.data.fields._base import py as _py
+from hybridrec.data.fields.history import NEW_ENTITIES
 from hybridrec.data.interactions import IdMap
 
-PAD_ID = 0
-UNKNOWN_ID = 1  # also the "missing" bucket
-FIRST_VALUE_ID = 2
-ENTITIES = ("item", "user")
-KINDS = ("categorical", "numeric", "text")
-FORMAT_VERSION = 1
+__all__ = [
+    "ENTITIES",
+    "FIRST_VALUE_ID",
+    "KINDS",
+    "PAD_ID",
+    "UNKNOWN_ID",
+    "EntityFeatures",
+    "FeatureEncoder",
+    "FeatureError",
+    "FeatureSchema",
+    "FieldInfo",
+    "FieldOptionError",
+    "FieldSpec",
+    "coverage_table",
+    "kind_options",
+]
+
+KINDS = tuple(fields_lib.available_kinds())  # the built-in kinds; a dotted path also works
+FORMAT_VERSION = 2  # 1: before field kinds were plug-ins (a FieldSpec held every kind's options)
 _JSON_NAME = "features.json"
 _NPZ_NAME = "features.npz"
 _RESERVED_NAMES = ("ids",)  # "ids" is the entity-index key of a gathered batch
-
-
-class FeatureError(ValueError):
-    """Raised for bad side-feature input; the message names the field, column, row and ID."""
+_CONTEXT = ("name", "entity", "columns", "kind")  # what every kind's Encoder is given
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,102 +144,221 @@ class FeatureError(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+def kind_options(kind: str) -> dict[str, Any]:
+    """The options of field kind ``kind`` and their defaults (``inspect.Parameter.empty`` when
+    required), read from its ``Encoder`` constructor.
+
+    Raises:
+      FeatureError: unknown kind; the message lists the kinds that exist.
+    """
+    cls = fields_lib.load(kind)
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop(next(iter(params)), None)  # self
+    return {
+        name: p.default
+        for name, p in params.items()
+        if name not in _CONTEXT and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (from JSON or a config) as tuples, so equal specs compare and hash equal."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _option_hint(kind: str, unknown: Sequence[str]) -> str:
+    """'(multi_valued applies to categorical fields only)' for options of other built-in kinds."""
+    owners: dict[str, list[str]] = {}
+    for other in KINDS:
+        if other == kind:
+            continue
+        for option in kind_options(other):
+            owners.setdefault(option, []).append(other)
+    notes = [
+        f"{option} applies to {', '.join(owners[option])} fields only"
+        for option in unknown
+        if option in owners
+    ]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 class FieldSpec:
     """One metadata field of the items or the users.
 
-    Attributes:
+    Args:
       name: field name; the output arrays are ``"{name}/ids"`` etc. Must not contain ``/``.
       entity: ``"item"`` or ``"user"``.
-      kind: ``"categorical"``, ``"numeric"`` or ``"text"``.
+      kind: a field kind: ``"categorical"`` (default), ``"numeric"``, ``"text"``, ``"vector"``,
+        ``"history"``, or a dotted path ``"my_pkg.my_kind"`` to a module with an ``Encoder``
+        (``hybridrec.data.fields``).
       column: metadata column(s) to read; default ``name``. A text field may join several
-        columns (e.g. ``("title", "description")``) with a space.
-      multi_valued: categorical only: each entity holds a list of values (Python list / tuple /
-        array, or a string split on ``separator``).
-      separator: how a multi-valued string is split (``"Action|Comedy"``); None keeps the
-        string as one value.
-      min_count: categorical only: values occurring in fewer training entities map to the
-        unknown bucket.
-      max_vocab: categorical only: keep at most this many values (the most frequent).
-      width: bag width ``W``. Default: the largest number of entries of a training entity,
-        at most ``max_width`` (always 1 for single-valued categorical and bucketized numeric).
-      max_width: cap on the default width, so that one outlier entity cannot widen the arrays
-        of all (the excess entries are dropped and counted as ``truncated``).
-      log1p: numeric only: standardize ``log(1 + x)`` instead of ``x`` (prices).
-      num_buckets: numeric only: if > 1, also bucketize into this many training quantiles.
-      max_features, min_df, max_df, ngram_range, sublinear_tf, norm, lowercase, token_pattern,
-        stop_words: text only; passed to ``sklearn.feature_extraction.text.TfidfVectorizer``.
+        columns (e.g. ``("title", "description")``) with a space, a vector field reads one
+        number per column; a history field reads none.
       description: free text for data cards.
+      **options: the kind's options, e.g. categorical ``multi_valued``, ``separator``,
+        ``min_count``, ``max_vocab``, ``width``, ``max_width``; numeric ``log1p``,
+        ``num_buckets``; text ``width``, ``max_width`` and the ``TfidfVectorizer`` options
+        ``max_features``, ``min_df``, ``max_df``, ``ngram_range``, ``sublinear_tf``, ``norm``,
+        ``lowercase``, ``token_pattern``, ``stop_words``; vector ``dim``, ``standardize``;
+        history ``max_items``, ``seed`` (each kind's ``Encoder`` docstring says what they do).
+
+    Attributes:
+      options: every option of the kind, defaults filled in. Each is also an attribute
+        (``spec.num_buckets``), as it was when ``FieldSpec`` was a dataclass of all options.
+
+    Raises:
+      FeatureError: a bad name, entity, kind, column or option value; ``FieldOptionError`` (also
+        a ``TypeError``) for an option the kind does not accept, naming the field.
     """
 
-    name: str
-    entity: str = "item"
-    kind: str = "categorical"
-    column: str | tuple[str, ...] | None = None
-    # categorical
-    multi_valued: bool = False
-    separator: str | None = "|"
-    min_count: int = 1
-    max_vocab: int | None = None
-    width: int | None = None
-    max_width: int = 256
-    # numeric
-    log1p: bool = False
-    num_buckets: int = 0
-    # text (TfidfVectorizer)
-    max_features: int | None = 20_000
-    min_df: int | float = 1
-    max_df: int | float = 1.0
-    ngram_range: tuple[int, int] = (1, 1)
-    sublinear_tf: bool = True
-    norm: str | None = "l2"
-    lowercase: bool = True
-    token_pattern: str = r"(?u)\b\w\w+\b"
-    stop_words: str | None = None
-    description: str = ""
+    __slots__ = ("name", "entity", "kind", "column", "description", "options")
 
-    def __post_init__(self):
-        where = f"FieldSpec {self.name!r}"
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+    def __init__(
+        self,
+        name: str,
+        entity: str = "item",
+        kind: str = "categorical",
+        column: str | Sequence[str] | None = None,
+        *,
+        description: str = "",
+        **options: Any,
+    ):
+        where = f"FieldSpec {name!r}"
+        if not isinstance(name, str) or not name or "/" in name:
             raise FeatureError(f"{where}: a field name is a non-empty string without '/'")
-        if self.name in _RESERVED_NAMES:
+        if name in _RESERVED_NAMES:
             raise FeatureError(f"{where}: the name is reserved for the batch's entity indices")
-        if self.entity not in ENTITIES:
-            raise FeatureError(f"{where}: entity must be one of {ENTITIES}, got {self.entity!r}")
-        if self.kind not in KINDS:
-            raise FeatureError(f"{where}: kind must be one of {KINDS}, got {self.kind!r}")
-        column = self.name if self.column is None else self.column
-        if isinstance(column, list):
-            column = tuple(column)
-        if isinstance(column, tuple):
-            if not column or not all(isinstance(c, str) for c in column):
+        if entity not in ENTITIES:
+            raise FeatureError(f"{where}: entity must be one of {ENTITIES}, got {entity!r}")
+        try:
+            cls = fields_lib.load(kind)
+        except FeatureError as exc:
+            raise FeatureError(f"{where}: {exc}") from None
+        column = _frozen(column)
+        max_columns = getattr(cls, "max_columns", 1)
+        if max_columns == 0:
+            if column not in (None, ()):
+                raise FeatureError(f"{where}: a {kind} field reads no metadata column")
+            column = ()
+        else:
+            column = name if column is None else column
+            if isinstance(column, tuple):
+                if not column or not all(isinstance(c, str) for c in column):
+                    raise FeatureError(f"{where}: column must be a string or a tuple of strings")
+                if len(column) > 1 and max_columns is not None and len(column) > max_columns:
+                    raise FeatureError(
+                        f"{where}: a {kind} field reads one column, got {column}; only a text "
+                        "field may read several columns (joined), or a vector field (one "
+                        "number per column)"
+                    )
+                column = column[0] if len(column) == 1 else column
+            elif not isinstance(column, str):
                 raise FeatureError(f"{where}: column must be a string or a tuple of strings")
-            if len(column) > 1 and self.kind != "text":
-                raise FeatureError(f"{where}: only a text field may read several columns")
-            column = column[0] if len(column) == 1 else column
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "ngram_range", tuple(self.ngram_range))
-        if self.multi_valued and self.kind != "categorical":
-            raise FeatureError(f"{where}: multi_valued applies to categorical fields only")
-        if int(self.min_count) < 1:
-            raise FeatureError(f"{where}: min_count must be >= 1, got {self.min_count}")
-        if self.max_vocab is not None and self.max_vocab < 1:
-            raise FeatureError(f"{where}: max_vocab must be >= 1 or None, got {self.max_vocab}")
-        if self.width is not None and self.width < 1:
-            raise FeatureError(f"{where}: width must be >= 1 or None, got {self.width}")
-        if self.max_width < 1:
-            raise FeatureError(f"{where}: max_width must be >= 1, got {self.max_width}")
-        if self.num_buckets < 0 or self.num_buckets == 1:
-            raise FeatureError(
-                f"{where}: num_buckets must be 0 (off) or >= 2, got {self.num_buckets}"
+        accepted = kind_options(kind)
+        unknown = sorted(k for k in options if k not in accepted)
+        if unknown:
+            raise FieldOptionError(
+                f"{where}: unknown option(s) {unknown} for a {kind} field"
+                f"{_option_hint(kind, unknown)}; {kind} fields accept {sorted(accepted)}"
             )
-        lo, hi = self.ngram_range
-        if not 1 <= lo <= hi:
-            raise FeatureError(
-                f"{where}: ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n"
-            )
-        if self.norm not in ("l1", "l2", None):
-            raise FeatureError(f"{where}: norm must be 'l1', 'l2' or None, got {self.norm!r}")
+        required = [k for k, v in accepted.items() if v is inspect.Parameter.empty]
+        missing = [k for k in required if k not in options]
+        if missing:
+            raise FieldOptionError(f"{where}: a {kind} field needs option(s) {missing}")
+        resolved = {k: _frozen(options.get(k, default)) for k, default in accepted.items()}
+        for attr, value in (
+            ("name", name),
+            ("entity", entity),
+            ("kind", kind),
+            ("column", column),
+            ("description", description),
+            ("options", resolved),
+        ):
+            object.__setattr__(self, attr, value)
+        self.make_encoder()  # the kind validates its option values (FeatureError)
+
+    def make_encoder(self) -> Any:
+        """A new, unfitted encoder of this field (the kind's ``Encoder``)."""
+        cls = fields_lib.load(self.kind)
+        return cls(
+            name=self.name, entity=self.entity, columns=self.columns, kind=self.kind, **self.options
+        )
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        try:
+            options = object.__getattribute__(self, "options")
+        except AttributeError:
+            raise AttributeError(attr) from None
+        if attr in options:
+            return options[attr]
+        raise AttributeError(
+            f"{self.kind} field {self.name!r} has no attribute or option {attr!r}; its options: "
+            f"{sorted(options)}"
+        )
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(
+            f"FieldSpec is immutable; use spec.replace({attr}=...)"
+        )
+
+    def __delattr__(self, attr: str) -> None:
+        raise dataclasses.FrozenInstanceError("FieldSpec is immutable")
+
+    def _key(self) -> tuple:
+        return (self.name, self.entity, self.kind, self.column, self.description, self.options)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldSpec) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(_hashable(self._key()))
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return (
+            f"FieldSpec(name={self.name!r}, entity={self.entity!r}, kind={self.kind!r}, "
+            f"column={self.column!r}{opts})"
+        )
+
+    def __reduce__(self):
+        return (_spec_from_dict, (self.to_dict(),))
+
+    def replace(self, **changes: Any) -> FieldSpec:
+        """A copy with some arguments changed (``dataclasses.replace`` for a ``FieldSpec``).
+
+        Changing ``kind`` keeps only the options the new kind accepts.
+        """
+        data = {
+            "name": self.name,
+            "entity": self.entity,
+            "kind": self.kind,
+            "column": self.column if self.columns else None,
+            "description": self.description,
+            **self.options,
+        }
+        if "kind" in changes and changes["kind"] != self.kind:
+            accepted = kind_options(changes["kind"])
+            data = {k: v for k, v in data.items() if k not in self.options or k in accepted}
+        data.update(changes)
+        return FieldSpec(**data)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -215,22 +368,37 @@ class FieldSpec:
     @property
     def is_bag(self) -> bool:
         """Whether the field is encoded as an embedding bag (ids / weights / lengths)."""
-        return self.kind != "numeric" or self.num_buckets > 1
+        return bool(getattr(self.make_encoder(), "is_bag", True))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible form (see ``from_dict``)."""
-        out = dataclasses.asdict(self)
-        out["column"] = list(self.columns)
-        out["ngram_range"] = list(self.ngram_range)
+        """JSON-compatible form (see ``from_dict``): the arguments, every option resolved."""
+        out = {
+            "name": self.name,
+            "entity": self.entity,
+            "kind": self.kind,
+            "column": list(self.columns),
+            "description": self.description,
+        }
+        out.update({k: _jsonable(v) for k, v in self.options.items()})
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FieldSpec:
         """Inverse of ``to_dict``."""
-        data = dict(data)
-        data["column"] = tuple(data["column"])
-        data["ngram_range"] = tuple(data["ngram_range"])
-        return cls(**data)
+        return _spec_from_dict(data, cls)
+
+
+def _spec_from_dict(data: Mapping[str, Any], cls: type = FieldSpec) -> FieldSpec:
+    data = dict(data)
+    data["column"] = tuple(data.get("column") or ()) or None
+    return cls(**data)
+
+
+def _spec_from_v1(data: Mapping[str, Any]) -> FieldSpec:
+    """A ``FieldSpec`` from a version-1 ``to_dict`` (every kind's options, for any kind)."""
+    accepted = kind_options(data["kind"])
+    generic = ("name", "entity", "kind", "column", "description")
+    return _spec_from_dict({k: v for k, v in data.items() if k in generic or k in accepted})
 
 
 class FeatureSchema:
@@ -302,41 +470,6 @@ def _check_entity(entity: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Encoded output
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldInfo:
-    """What a tower needs to know about an encoded field.
-
-    Attributes:
-      name: field name.
-      entity: "item" or "user".
-      kind: "categorical", "numeric" or "text" ("history" for ``hybridrec.data.history``).
-      columns: the metadata columns it was read from.
-      vocab_size: rows of an embedding table for ``"{name}/ids"`` (values + padding + unknown);
-        0 when the field has no bag arrays (plain numeric).
-      width: ``W`` of the bag arrays; 0 when there are none.
-      dim: ``d`` of the dense ``"{name}"`` array (value + missing indicator); 0 when there is none.
-      keys: the array keys of this field in ``EntityFeatures.arrays``.
-    """
-
-    name: str
-    entity: str
-    kind: str
-    columns: tuple[str, ...]
-    vocab_size: int = 0
-    width: int = 0
-    dim: int = 0
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """The array keys of this field: the bag keys if ``vocab_size``, ``name`` if ``dim``."""
-        keys: tuple[str, ...] = ()
-        if self.vocab_size:
-            keys += (f"{self.name}/ids", f"{self.name}/weights", f"{self.name}/lengths")
-        if self.dim:
-            keys += (self.name,)
-        return keys
 
 
 @dataclasses.dataclass
@@ -426,543 +559,6 @@ def _is_jax(x: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading and checking metadata columns
-# ---------------------------------------------------------------------------------------------
-
-
-def _where(spec: FieldSpec, column: str | None = None) -> str:
-    column = spec.column if column is None else column
-    return f"{spec.kind} field {spec.name!r} ({spec.entity} column {column!r})"
-
-
-def _py(value: Any) -> Any:
-    """Plain Python values for messages (``15``, not ``np.int64(15)``)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _row_desc(index: pd.Index, row: int) -> str:
-    return f"row {row} (ID {_py(index[row])!r})"
-
-
-def _first_bad(values: Sequence[Any], ok) -> int:
-    """Position of the first element for which ``ok`` is false (a loop over entities, error path)."""
-    for i, v in enumerate(values):
-        if not ok(v):
-            return i
-    return -1
-
-
-def _is_missing_scalar(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    return isinstance(v, (float, np.floating)) and math.isnan(v)
-
-
-def _is_label(v: Any) -> bool:
-    return isinstance(v, (str, int, np.integer, bool, np.bool_))
-
-
-def _labels_to_str(values: np.ndarray) -> np.ndarray:
-    """Stringifies categorical values; integer-valued floats become "3", not "3.0"."""
-    if values.dtype.kind == "f":
-        values = values.astype(np.int64)
-    return values.astype(str).astype(object)
-
-
-def _single_labels(spec: FieldSpec, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(n,) object array of string values and (n,) bool missing mask of a single-valued field."""
-    n = len(series)
-    missing = series.isna().to_numpy(dtype=bool).copy()
-    present = series[~missing]
-    inferred = pd.api.types.infer_dtype(present, skipna=True)
-    if inferred in ("floating", "mixed-integer-float"):
-        raw = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(raw) | (raw != np.round(raw))
-        if bad.any():
-            row = int(np.flatnonzero(~missing)[np.argmax(bad)])
-            raise FeatureError(
-                f"{_where(spec)}: {_row_desc(series.index, row)} holds "
-                f"{series.iloc[row]!r}; a categorical value must be a string or an integer"
-            )
-        strings = _labels_to_str(raw)
-    elif inferred in ("string", "integer", "boolean", "empty", "categorical"):
-        strings = _labels_to_str(present.to_numpy())
-    else:
-        vals = present.to_numpy(dtype=object)
-        bad = _first_bad(vals, _is_label)
-        if bad >= 0:
-            row = int(np.flatnonzero(~missing)[bad])
-            kind = "a list" if isinstance(vals[bad], (list, tuple, np.ndarray)) else "a value"
-            hint = " (set multi_valued=True for lists)" if kind == "a list" else ""
-            raise FeatureError(
-                f"{_where(spec)}: {_row_desc(series.index, row)} holds {kind} of type "
-                f"{type(vals[bad]).__name__}: {vals[bad]!r}; a single-valued categorical field "
-                f"takes a string, an integer or None{hint}"
-            )
-        strings = np.array([str(v) for v in vals], dtype=object)
-    # Stripped as multi-valued values are, so "ale " and "ale" are one category.
-    strings = pd.Series(strings, dtype=object).str.strip().to_numpy(dtype=object)
-    out = np.empty(n, dtype=object)
-    out[~missing] = strings
-    # An empty string is a missing value, not a category of its own.
-    empty = np.zeros(n, dtype=bool)
-    empty[~missing] = strings == ""
-    missing |= empty
-    out[missing] = None
-    return out, missing
-
-
-def _multi_labels(spec: FieldSpec, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened values of a multi-valued field: (rows (m,) int64, values (m,) object str)."""
-    sep = spec.separator
-
-    def as_list(v):
-        if isinstance(v, (list, tuple)):
-            return v
-        if isinstance(v, np.ndarray):
-            return v.tolist()
-        if isinstance(v, str):
-            return v.split(sep) if sep is not None else [v]
-        if _is_missing_scalar(v):
-            return ()
-        raise TypeError
-
-    values = series.to_numpy(dtype=object)
-    lists = []
-    # One Python call per entity (not per interaction): lists of strings have no vectorised form.
-    for i, v in enumerate(values):
-        try:
-            lists.append(as_list(v))
-        except TypeError:
-            raise FeatureError(
-                f"{_where(spec)}: {_row_desc(series.index, i)} holds {type(v).__name__} {v!r}; "
-                f"a multi-valued categorical field takes a list of strings, a string separated "
-                f"by {sep!r}, [] or None"
-            ) from None
-    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
-    rows = np.repeat(np.arange(len(values), dtype=np.int64), lengths)
-    inferred = pd.api.types.infer_dtype(flat, skipna=False)
-    if inferred not in ("string", "integer", "empty"):
-        bad = _first_bad(flat, lambda v: isinstance(v, (str, int, np.integer)))
-        if bad >= 0:
-            raise FeatureError(
-                f"{_where(spec)}: {_row_desc(series.index, int(rows[bad]))} holds the element "
-                f"{flat[bad]!r} of type {type(flat[bad]).__name__}; list elements must be strings"
-            )
-    strings = pd.Series(flat, dtype=object).astype(str).str.strip().to_numpy(dtype=object)
-    keep = strings != ""
-    return rows[keep], strings[keep]
-
-
-def _numeric_values(spec: FieldSpec, series: pd.Series) -> np.ndarray:
-    """(n,) float64 values with NaN for missing; raises on strings, objects and infinities."""
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        inferred = pd.api.types.infer_dtype(series, skipna=True)
-        if inferred in ("floating", "integer", "mixed-integer-float", "empty", "decimal"):
-            values = pd.to_numeric(series, errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-        else:
-            vals = series.to_numpy(dtype=object)
-            bad = _first_bad(
-                vals,
-                lambda v: (
-                    _is_missing_scalar(v)
-                    or (isinstance(v, (int, float, np.number)) and not isinstance(v, bool))
-                ),
-            )
-            raise FeatureError(
-                f"{_where(spec)}: {_row_desc(series.index, bad)} holds {type(vals[bad]).__name__} "
-                f"{vals[bad]!r}; a numeric field takes numbers, with NaN or None for missing "
-                f"(column dtype {series.dtype})"
-            )
-    inf = np.isinf(values)
-    if inf.any():
-        row = int(np.argmax(inf))
-        raise FeatureError(
-            f"{_where(spec)}: {_row_desc(series.index, row)} holds {values[row]}; use NaN for a "
-            "missing value"
-        )
-    if spec.log1p:
-        low = values <= -1
-        if low.any():
-            row = int(np.argmax(low))
-            raise FeatureError(
-                f"{_where(spec)}: {_row_desc(series.index, row)} holds {values[row]}, but log1p "
-                "needs values > -1"
-            )
-        values = np.log1p(values)
-    return values
-
-
-def _texts(spec: FieldSpec, frame: pd.DataFrame) -> np.ndarray:
-    """(n,) object array of strings, the field's columns joined by a space ("" when missing)."""
-    parts = []
-    for column in spec.columns:
-        series = frame[column]
-        inferred = pd.api.types.infer_dtype(series, skipna=True)
-        if inferred in ("string", "empty"):
-            text = series.to_numpy(dtype=object, na_value="")
-        else:
-
-            def as_text(v):
-                if isinstance(v, str):
-                    return v
-                if _is_missing_scalar(v):
-                    return ""
-                if isinstance(v, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in v):
-                    return " ".join(v)  # a bag of tokens, e.g. Freebase entities
-                raise TypeError
-
-            vals = series.to_numpy(dtype=object)
-            text = np.empty(len(vals), dtype=object)
-            for i, v in enumerate(vals):  # one call per entity
-                try:
-                    text[i] = as_text(v)
-                except TypeError:
-                    raise FeatureError(
-                        f"{_where(spec, column)}: {_row_desc(series.index, i)} holds "
-                        f"{type(v).__name__} {v!r}; a text field takes a string, a list of "
-                        "strings, '' or None"
-                    ) from None
-        parts.append(text)
-    if len(parts) == 1:
-        return parts[0]
-    joined = pd.Series(parts[0], dtype=object)
-    for part in parts[1:]:  # object concatenation: no fixed-width copy of long descriptions
-        joined = joined + " " + pd.Series(part, dtype=object)
-    return joined.to_numpy(dtype=object)
-
-
-def _pack_bag(
-    rows: np.ndarray, ids: np.ndarray, weights: np.ndarray, n: int, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Packs entries, already sorted by row then priority, into padded (n, width) arrays.
-
-    Rows without entries get the single unknown/missing entry (id 1, weight 1).
-
-    Returns:
-      ids (n, width) int32, weights (n, width) float32, lengths (n,) int32 and the (m,) bool
-      mask of entries that fit.
-    """
-    counts = np.bincount(rows, minlength=n)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(rows)) - starts[rows]
-    fits = rank < width
-    out_ids = np.zeros((n, width), np.int32)
-    out_w = np.zeros((n, width), np.float32)
-    out_ids[rows[fits], rank[fits]] = ids[fits]
-    out_w[rows[fits], rank[fits]] = weights[fits]
-    empty = counts == 0
-    out_ids[empty, 0] = UNKNOWN_ID
-    out_w[empty, 0] = 1.0
-    lengths = np.minimum(np.maximum(counts, 1), width).astype(np.int32)
-    return out_ids, out_w, lengths, fits
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-kind encoders (fitted state + transform)
-# ---------------------------------------------------------------------------------------------
-
-
-class _BagEncoder:
-    """What the categorical and text encoders share: the padded-bag output and its FieldInfo."""
-
-    def info(self) -> FieldInfo:
-        return FieldInfo(
-            self.spec.name,
-            self.spec.entity,
-            self.spec.kind,
-            self.spec.columns,
-            vocab_size=len(self.vocabulary) + FIRST_VALUE_ID,
-            width=self.width,
-        )
-
-    def _bag_arrays(
-        self, ids: np.ndarray, weights: np.ndarray, lengths: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        name = self.spec.name
-        return {f"{name}/ids": ids, f"{name}/weights": weights, f"{name}/lengths": lengths}
-
-
-class _Categorical(_BagEncoder):
-    """Vocabulary of a categorical field (single- or multi-valued)."""
-
-    def __init__(self, spec: FieldSpec):
-        self.spec = spec
-        self.vocabulary: list[str] = []
-        self.counts = np.zeros(0, np.int64)
-        self.width = 0
-        self._index = pd.Index([], dtype=object)
-
-    def _entries(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, values) of every value, and the (n,) missing mask."""
-        series = frame[self.spec.column]
-        n = len(series)
-        if self.spec.multi_valued:
-            rows, values = _multi_labels(self.spec, series)
-            missing = np.bincount(rows, minlength=n) == 0
-        else:
-            labels, missing = _single_labels(self.spec, series)
-            rows = np.flatnonzero(~missing)
-            values = labels[rows]
-        return rows, values, missing
-
-    def fit(self, frame: pd.DataFrame) -> dict[str, Any]:
-        """Learns the field's state from the training rows; returns their transform stats."""
-        spec = self.spec
-        rows, values, _ = self._entries(frame)
-        pairs = pd.DataFrame({"row": rows, "value": values}).drop_duplicates()
-        counts = pairs["value"].value_counts()  # number of training entities per value
-        counts = counts[counts >= spec.min_count]
-        if spec.max_vocab is not None and len(counts) > spec.max_vocab:
-            order = np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))
-            counts = counts.iloc[order[: spec.max_vocab]]
-        if len(counts) == 0:
-            raise FeatureError(
-                f"{_where(spec)}: empty vocabulary: no value occurs in at least "
-                f"min_count={spec.min_count} of the {len(frame)} training {spec.entity}s "
-                f"({len(pairs)} values in all)"
-            )
-        counts = counts.sort_index()
-        self.vocabulary = [str(v) for v in counts.index]
-        self.counts = counts.to_numpy(dtype=np.int64)
-        self._index = pd.Index(self.vocabulary, dtype=object)
-        if spec.width is not None:
-            self.width = spec.width
-        elif not spec.multi_valued:
-            self.width = 1
-        else:  # the widest training entity (distinct values, plus the unknown marker)
-            dedup_rows, _ = self._dedup_ids(rows, values)
-            widest = int(np.bincount(dedup_rows, minlength=len(frame)).max(initial=1))
-            self.width = min(max(1, widest), spec.max_width)
-        return self.transform(frame)[1]
-
-    def _dedup_ids(self, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Maps values to ids; one entry per (entity, id), known values first, first-seen order."""
-        found = self._index.get_indexer(values) if len(values) else np.zeros(0, np.int64)
-        ids = np.where(found >= 0, found + FIRST_VALUE_ID, UNKNOWN_ID).astype(np.int64)
-        key = rows * (len(self.vocabulary) + FIRST_VALUE_ID) + ids
-        _, first = np.unique(key, return_index=True)
-        order = np.lexsort((first, ids[first] == UNKNOWN_ID, rows[first]))
-        keep = first[order]
-        return rows[keep], ids[keep]
-
-    def transform(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        n = len(frame)
-        rows, values, missing = self._entries(frame)
-        found = self._index.get_indexer(values) if len(values) else np.zeros(0, np.int64)
-        unknown = found < 0
-        dedup_rows, ids = self._dedup_ids(rows, values)
-        out_ids, out_w, lengths, fits = _pack_bag(
-            dedup_rows, ids, np.ones(len(ids), np.float32), n, self.width
-        )
-        unknown_values = pd.Series(values[unknown]).value_counts()
-        stats = {
-            "missing": int(missing.sum()),
-            "unknown": int(unknown.sum()),
-            "unknown_entities": int(len(np.unique(rows[unknown]))),
-            "unknown_examples": [str(v) for v in unknown_values.index[:5]],
-            "truncated": int(len(np.unique(dedup_rows[~fits]))),
-            "mean_length": float(np.bincount(dedup_rows, minlength=n).mean()) if n else 0.0,
-        }
-        arrays = self._bag_arrays(out_ids, out_w, lengths)
-        return arrays, stats
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"vocabulary": self.vocabulary, "width": self.width}, {"counts": self.counts}
-
-    def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self.vocabulary = [str(v) for v in state["vocabulary"]]
-        self.width = int(state["width"])
-        self.counts = np.asarray(arrays["counts"], np.int64)
-        self._index = pd.Index(self.vocabulary, dtype=object)
-
-
-class _Numeric:
-    """Mean / standard deviation (and optional quantile edges) of a numeric field."""
-
-    def __init__(self, spec: FieldSpec):
-        self.spec = spec
-        self.mean = 0.0
-        self.std = 1.0
-        self.edges = np.zeros(0, np.float64)
-
-    def fit(self, frame: pd.DataFrame) -> dict[str, Any]:
-        """Learns the field's state from the training rows; returns their transform stats."""
-        spec = self.spec
-        values = _numeric_values(spec, frame[spec.column])
-        present = values[~np.isnan(values)]
-        if len(present) == 0:
-            raise FeatureError(
-                f"{_where(spec)}: no value to fit: all {len(values)} training {spec.entity}s "
-                "miss it"
-            )
-        self.mean = float(present.mean())
-        std = float(present.std())
-        # A constant field carries no signal; dividing by 1 keeps it finite (all zeros).
-        self.std = std if std > 0 else 1.0
-        if spec.num_buckets > 1:
-            quantiles = np.linspace(0.0, 1.0, spec.num_buckets + 1)[1:-1]
-            self.edges = np.unique(np.quantile(present, quantiles))
-        return self.transform(frame)[1]
-
-    def transform(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        spec = self.spec
-        values = _numeric_values(spec, frame[spec.column])
-        missing = np.isnan(values)
-        dense = np.zeros((len(values), 2), np.float32)
-        dense[:, 0] = np.where(missing, 0.0, (values - self.mean) / self.std)
-        dense[:, 1] = missing
-        arrays = {spec.name: dense}
-        if spec.num_buckets > 1:
-            bucket = np.searchsorted(self.edges, np.where(missing, 0.0, values), side="right")
-            ids = np.where(missing, UNKNOWN_ID, bucket + FIRST_VALUE_ID).astype(np.int32)
-            arrays[f"{spec.name}/ids"] = ids[:, None]
-            arrays[f"{spec.name}/weights"] = np.ones((len(values), 1), np.float32)
-            arrays[f"{spec.name}/lengths"] = np.ones(len(values), np.int32)
-        return arrays, {"missing": int(missing.sum()), "unknown": 0, "truncated": 0}
-
-    def info(self) -> FieldInfo:
-        bag = self.spec.num_buckets > 1
-        return FieldInfo(
-            self.spec.name,
-            self.spec.entity,
-            self.spec.kind,
-            self.spec.columns,
-            vocab_size=len(self.edges) + 1 + FIRST_VALUE_ID if bag else 0,
-            width=1 if bag else 0,
-            dim=2,
-        )
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"mean": self.mean, "std": self.std}, {"edges": self.edges}
-
-    def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self.mean = float(state["mean"])
-        self.std = float(state["std"])
-        self.edges = np.asarray(arrays["edges"], np.float64)
-
-
-class _Text(_BagEncoder):
-    """A fitted ``TfidfVectorizer`` plus the bag width."""
-
-    def __init__(self, spec: FieldSpec):
-        self.spec = spec
-        self.params: dict[str, Any] = {
-            "lowercase": spec.lowercase,
-            "token_pattern": spec.token_pattern,
-            "ngram_range": list(spec.ngram_range),
-            "min_df": spec.min_df,
-            "max_df": spec.max_df,
-            "max_features": spec.max_features,
-            "sublinear_tf": spec.sublinear_tf,
-            "norm": spec.norm,
-            "stop_words": spec.stop_words,
-            "use_idf": True,
-            "smooth_idf": True,
-        }
-        self.vectorizer: TfidfVectorizer | None = None
-        self.vocabulary: list[str] = []
-        self.width = 0
-
-    def _make(self, vocabulary: Mapping[str, int] | None = None) -> TfidfVectorizer:
-        params = dict(self.params, ngram_range=tuple(self.params["ngram_range"]))
-        return TfidfVectorizer(**params, vocabulary=vocabulary, dtype=np.float64)
-
-    def fit(self, frame: pd.DataFrame) -> dict[str, Any]:
-        spec = self.spec
-        texts = _texts(spec, frame)
-        vectorizer = self._make()
-        try:
-            matrix = sp.csr_matrix(vectorizer.fit_transform(texts))
-        except ValueError as err:  # sklearn: "empty vocabulary" / "no terms remain"
-            raise FeatureError(
-                f"{_where(spec)}: empty vocabulary from {len(texts)} training {spec.entity}s "
-                f"({int((texts == '').sum())} with empty text): {err}"
-            ) from None
-        # The pruned-terms set is only for introspection and can be huge.
-        if hasattr(vectorizer, "stop_words_"):
-            del vectorizer.stop_words_
-        self._set(vectorizer)
-        matrix.eliminate_zeros()
-        if spec.width is not None:
-            self.width = spec.width
-        else:
-            widest = int(np.diff(matrix.indptr).max(initial=1))
-            self.width = min(max(1, widest), spec.max_width)
-        return self._encode(matrix, texts)[1]
-
-    def _set(self, vectorizer: TfidfVectorizer) -> None:
-        self.vectorizer = vectorizer
-        vocab = vectorizer.vocabulary_
-        terms = np.empty(len(vocab), dtype=object)
-        terms[list(vocab.values())] = list(vocab.keys())
-        self.vocabulary = [str(t) for t in terms]
-
-    def matrix(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
-        """(n, V) CSR TF-IDF matrix of the entities and their (n,) raw texts."""
-        texts = _texts(self.spec, frame)
-        matrix = sp.csr_matrix(self.vectorizer.transform(texts))
-        matrix.eliminate_zeros()
-        return matrix, texts
-
-    def transform(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return self._encode(*self.matrix(frame))
-
-    def _encode(
-        self, matrix: sp.csr_matrix, texts: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Top-``width`` tokens per row of a TF-IDF matrix, and the stats."""
-        n = matrix.shape[0]
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(matrix.indptr))
-        # Highest weight first within each row; ties broken by vocabulary index (deterministic).
-        order = np.lexsort((matrix.indices, -matrix.data, rows))
-        rows, cols, weights = rows[order], matrix.indices[order], matrix.data[order]
-        ids, out_w, lengths, fits = _pack_bag(
-            rows, cols.astype(np.int64) + FIRST_VALUE_ID, weights, n, self.width
-        )
-        total = float(weights.sum())
-        cut = float(weights[~fits].sum())
-        stats = {
-            "missing": int(pd.Series(texts, dtype=object).str.strip().eq("").sum()),
-            "unknown": 0,
-            "empty": int((np.diff(matrix.indptr) == 0).sum()),
-            "truncated": int(len(np.unique(rows[~fits]))),
-            "mass_cut": cut / total if total > 0 else 0.0,
-            "mean_length": float(np.diff(matrix.indptr).mean()) if n else 0.0,
-        }
-        arrays = self._bag_arrays(ids, out_w, lengths)
-        return arrays, stats
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        state = {
-            "vocabulary": self.vocabulary,
-            "width": self.width,
-            "vectorizer": {**self.params, "sklearn_version": sklearn.__version__},
-        }
-        return state, {"idf": np.asarray(self.vectorizer.idf_, np.float64)}
-
-    def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        params = dict(state["vectorizer"])
-        params.pop("sklearn_version", None)
-        self.params = params
-        self.width = int(state["width"])
-        vocabulary = {str(t): i for i, t in enumerate(state["vocabulary"])}
-        vectorizer = self._make(vocabulary)
-        vectorizer.idf_ = np.asarray(arrays["idf"], np.float64)
-        self._set(vectorizer)
-
-
-_ENCODERS = {"categorical": _Categorical, "numeric": _Numeric, "text": _Text}
-
-
-# ---------------------------------------------------------------------------------------------
 # The encoder
 # ---------------------------------------------------------------------------------------------
 
@@ -985,10 +581,14 @@ def _as_frame(metadata: Any, entity: str) -> pd.DataFrame:
     if isinstance(metadata, pd.Series):
         return _records_frame([metadata.to_dict()], [metadata.name])
     if isinstance(metadata, Mapping):
-        return _records_frame([metadata], [0])
+        frame = _records_frame([metadata], [0])
+        frame.attrs[NEW_ENTITIES] = True  # the index is a position, not a raw ID
+        return frame
     if isinstance(metadata, Sequence) and not isinstance(metadata, str):
         if metadata and all(isinstance(r, Mapping) for r in metadata):
-            return _records_frame(metadata, range(len(metadata)))
+            frame = _records_frame(metadata, range(len(metadata)))
+            frame.attrs[NEW_ENTITIES] = True
+            return frame
     raise FeatureError(
         f"{entity} metadata must be a DataFrame, a Series or a dict (one {entity}) or a list of "
         f"dicts; got {type(metadata).__name__}"
@@ -1056,7 +656,7 @@ class FeatureEncoder:
 
     def __init__(self, schema: FeatureSchema | Sequence[FieldSpec]):
         self.schema = schema if isinstance(schema, FeatureSchema) else FeatureSchema(schema)
-        self._encoders = {spec.name: _ENCODERS[spec.kind](spec) for spec in self.schema}
+        self._encoders = {spec.name: spec.make_encoder() for spec in self.schema}
         self._fitted = False
         self.fit_stats: dict[str, dict[str, Any]] = {}
         self.unknown_counts: dict[str, int] = {}
@@ -1082,6 +682,7 @@ class FeatureEncoder:
         *,
         item_ids: Sequence[Any] | np.ndarray | None = None,
         user_ids: Sequence[Any] | np.ndarray | None = None,
+        interactions: Any = None,
     ) -> FeatureEncoder:
         """Learns vocabularies, statistics and TF-IDF weights from the training entities.
 
@@ -1092,6 +693,9 @@ class FeatureEncoder:
           item_ids: raw IDs of the training items to fit on (e.g. the items of the training
             interactions); default: every row of ``item_metadata``.
           user_ids: the same for users.
+          interactions: the training ``Interactions``, for kinds fitted on them (``history``).
+            An entity whose fields read no column (only ``history``) needs no metadata: its
+            training entities are ``user_ids`` or, by default, those of ``interactions``.
 
         Returns:
           ``self``.
@@ -1108,6 +712,8 @@ class FeatureEncoder:
             if not specs:
                 continue
             metadata, ids = given[entity]
+            if metadata is None and not any(s.columns for s in specs):
+                metadata = _index_frame(entity, ids, interactions)
             if metadata is None:
                 raise FeatureError(
                     f"the schema has {entity} fields {[s.name for s in specs]} but no "
@@ -1130,8 +736,12 @@ class FeatureEncoder:
             if len(frame) == 0:
                 raise FeatureError(f"no training {entity}s to fit the {entity} fields on")
             for spec in specs:
-                stats = self._encoders[spec.name].fit(frame)
-                fit_stats[spec.name] = {"num_fit": len(frame), **stats}
+                encoder = self._encoders[spec.name]
+                if getattr(encoder, "uses_interactions", False):
+                    stats = encoder.fit(frame, interactions)
+                else:
+                    stats = encoder.fit(frame)
+                fit_stats[spec.name] = {"num_fit": len(frame), **_jsonable_stats(stats)}
         self.fit_stats = fit_stats
         self._fitted = True
         return self
@@ -1142,7 +752,8 @@ class FeatureEncoder:
         Args:
           dataset: a ``hybridrec.data.datasets.Dataset`` with ``item_metadata`` /
             ``user_metadata`` indexed by raw ID.
-          train: the training ``Interactions`` (same ID space as ``dataset.interactions``).
+          train: the training ``Interactions`` (same ID space as ``dataset.interactions``);
+            ``history`` fields are fitted on them (on ``dataset.interactions`` if None).
         """
         item_ids = user_ids = None
         if train is not None:
@@ -1153,6 +764,7 @@ class FeatureEncoder:
             user_metadata=dataset.user_metadata,
             item_ids=item_ids if self.schema.for_entity("item") else None,
             user_ids=user_ids if self.schema.for_entity("user") else None,
+            interactions=train if train is not None else dataset.interactions,
         )
 
     # ------------------------------------------------------------------ encoding
@@ -1164,7 +776,9 @@ class FeatureEncoder:
         Args:
           entity: "item" or "user".
           metadata: a DataFrame (one row per entity, indexed by raw ID), a Series or a dict
-            (one entity, e.g. a cold-start item as raw metadata), or a list of dicts.
+            (one entity, e.g. a cold-start item as raw metadata), or a list of dicts (new
+            entities: a ``history`` field encodes them as users without history). None when the
+            entity's fields read no column (only ``history``): the rows are ``id_map``'s IDs.
           id_map: if given, the DataFrame's index must hold exactly the IdMap's raw IDs (in
             any order); rows come out in IdMap order (row i = entity index i).
 
@@ -1182,6 +796,8 @@ class FeatureEncoder:
             raise FeatureError(
                 f"the schema {self.schema.name!r} has no {entity} fields; fields: {self.schema.names}"
             )
+        if metadata is None and id_map is not None and not any(s.columns for s in specs):
+            metadata = pd.DataFrame(index=pd.Index(id_map.raw_ids))
         frame = _as_frame(metadata, entity)
         if id_map is not None:
             frame = _align(frame, id_map, entity)
@@ -1206,8 +822,9 @@ class FeatureEncoder:
         maps = {"item": dataset.interactions.item_map, "user": dataset.interactions.user_map}
         tables = {"item": dataset.item_metadata, "user": dataset.user_metadata}
         for entity in ENTITIES:
-            if self.schema.for_entity(entity):
-                if tables[entity] is None:
+            specs = self.schema.for_entity(entity)
+            if specs:
+                if tables[entity] is None and any(s.columns for s in specs):
                     raise FeatureError(f"dataset {dataset.name!r} has no {entity}_metadata")
                 out[entity] = self.transform(entity, tables[entity], id_map=maps[entity])
         return out
@@ -1224,27 +841,39 @@ class FeatureEncoder:
         self.schema[name]  # KeyError listing the fields
         return self._encoders[name].info()
 
+    def field_encoder(self, name: str) -> Any:
+        """The fitted encoder of one field (its kind's ``Encoder``), e.g. for the ``history``
+        kind's ``encode_items``."""
+        self._require_fitted()
+        self.schema[name]  # KeyError listing the fields
+        return self._encoders[name]
+
     def vocabulary(self, name: str) -> list[str]:
         """Vocabulary of a categorical or text field: entry ``i`` has id ``i + 2``."""
         self._require_fitted()
         spec = self.schema[name]
-        if spec.kind == "numeric":
-            raise FeatureError(f"numeric field {name!r} has no vocabulary (see its bucket edges)")
-        return list(self._encoders[name].vocabulary)
+        encoder = self._encoders[name]
+        if not hasattr(encoder, "vocabulary"):
+            hint = " (see its bucket edges)" if hasattr(encoder, "edges") else ""
+            raise FeatureError(f"{spec.kind} field {name!r} has no vocabulary{hint}")
+        return list(encoder.vocabulary)
 
     def tfidf_vectorizer(self, name: str) -> TfidfVectorizer:
         """The fitted ``TfidfVectorizer`` of a text field."""
         self._require_fitted()
-        if self.schema[name].kind != "text":
+        vectorizer = getattr(self._encoders[self.schema[name].name], "vectorizer", None)
+        if not isinstance(vectorizer, TfidfVectorizer):
             raise FeatureError(f"field {name!r} is not a text field")
-        return self._encoders[name].vectorizer
+        return vectorizer
 
     def numeric_stats(self, name: str) -> dict[str, Any]:
         """``{"mean", "std", "edges"}`` of a numeric field (after ``log1p`` if set)."""
+        from hybridrec.data.fields import numeric
+
         self._require_fitted()
-        if self.schema[name].kind != "numeric":
+        enc = self._encoders[self.schema[name].name]
+        if not isinstance(enc, numeric.Encoder):
             raise FeatureError(f"field {name!r} is not a numeric field")
-        enc = self._encoders[name]
         return {"mean": enc.mean, "std": enc.std, "edges": enc.edges.copy()}
 
     # ------------------------------------------------------------------ persistence
@@ -1282,12 +911,22 @@ class FeatureEncoder:
                 f"no saved FeatureEncoder in {directory} (needs {_JSON_NAME} and {_NPZ_NAME})"
             )
         doc = json.loads(path.read_text())
-        if doc.get("format") != "hybridrec.features" or doc.get("version") != FORMAT_VERSION:
+        if doc.get("format") != "hybridrec.features" or doc.get("version") not in (
+            1,
+            FORMAT_VERSION,
+        ):
             raise FeatureError(
-                f"{path}: not a hybridrec feature encoder of version {FORMAT_VERSION} "
+                f"{path}: not a hybridrec feature encoder of version 1 or {FORMAT_VERSION} "
                 f"(format {doc.get('format')!r}, version {doc.get('version')!r})"
             )
-        encoder = cls(FeatureSchema.from_dict(doc["schema"]))
+        if doc["version"] == 1:
+            schema_doc = doc["schema"]
+            schema = FeatureSchema(
+                [_spec_from_v1(f) for f in schema_doc["fields"]], name=schema_doc.get("name", "")
+            )
+        else:
+            schema = FeatureSchema.from_dict(doc["schema"])
+        encoder = cls(schema)
         with np.load(directory / _NPZ_NAME, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
         for name, field_encoder in encoder._encoders.items():
@@ -1297,6 +936,18 @@ class FeatureEncoder:
         encoder.fit_stats = doc.get("fit_stats", {})
         encoder._fitted = True
         return encoder
+
+
+def _index_frame(entity: str, ids: Any, interactions: Any) -> pd.DataFrame | None:
+    """A column-less frame of the training entities, for fields that read no column."""
+    if ids is None and interactions is not None:
+        ids = (interactions.user_map if entity == "user" else interactions.item_map).raw_ids
+    return None if ids is None else pd.DataFrame(index=pd.Index(np.unique(np.asarray(ids))))
+
+
+def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain Python numbers in the stats (``fit_stats`` goes to ``features.json``)."""
+    return {k: _py(v) for k, v in stats.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1313,7 +964,9 @@ def coverage_table(encoder: FeatureEncoder, features: Mapping[str, EntityFeature
 
     Returns:
       Markdown text: one row per field. Coverage is the share of entities with a value (for
-      text: a non-empty text; "in vocab" is the share with at least one vocabulary token).
+      text: a non-empty text; "in vocab" is the share with at least one vocabulary token; for
+      history: a user with training items). The kind's ``describe(stats, n)`` gives the kind,
+      vocabulary and notes cells.
     """
     lines = [
         "| field | entity | kind | column(s) | coverage | vocabulary | width | notes |",
@@ -1325,30 +978,12 @@ def coverage_table(encoder: FeatureEncoder, features: Mapping[str, EntityFeature
             spec = encoder.schema[name]
             stats = feats.stats[name]
             coverage = 1.0 - stats["missing"] / n if n else 0.0
-            vocab = "-"
-            notes = []
-            if spec.kind == "categorical":
-                vocab = f"{info.vocab_size - FIRST_VALUE_ID:,}"
-                kind = "categorical (multi)" if spec.multi_valued else "categorical"
-                notes.append(f"min_count {spec.min_count}")
-                if spec.multi_valued:
-                    notes.append(f"mean {stats['mean_length']:.2f} values")
-                if stats["unknown"]:
-                    notes.append(f"{stats['unknown']:,} values outside vocab")
-            elif spec.kind == "text":
-                vocab = f"{info.vocab_size - FIRST_VALUE_ID:,}"
-                kind = "text (TF-IDF)"
-                in_vocab = 1.0 - stats["empty"] / n if n else 0.0
-                notes.append(f"in vocab {in_vocab:.1%}")
-                notes.append(f"mean {stats['mean_length']:.1f} tokens")
-                notes.append(f"mass cut {stats['mass_cut']:.1%}")
+            field_encoder = encoder.field_encoder(name)
+            if hasattr(field_encoder, "describe"):
+                kind, vocab, notes = field_encoder.describe(stats, n)
             else:
-                kind = "numeric" + (" (log1p)" if spec.log1p else "")
-                num = encoder.numeric_stats(name)
-                notes.append(f"mean {num['mean']:.4g}, std {num['std']:.4g}")
-                if info.vocab_size:
-                    vocab = f"{info.vocab_size - FIRST_VALUE_ID} buckets"
-            column = ", ".join(spec.columns)
+                kind, vocab, notes = spec.kind, "-", []
+            column = ", ".join(spec.columns) or "-"
             width = str(info.width) if info.width else f"dim {info.dim}"
             lines.append(
                 f"| {name} | {entity} | {kind} | {column} | {coverage:.1%} | {vocab} | {width} | "

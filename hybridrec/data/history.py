@@ -12,7 +12,11 @@ ID row: an approximation, not a trained case.
 ``history_arrays`` builds the field from the *training* interactions only, as a bag field in the
 layout of ``hybridrec.data.features`` (``"history/ids"``: item index + 1, 0 = padding;
 ``"history/weights"``: 1.0 per distinct item), read by ``hybridrec.towers.history``. The trainer
-builds it when ``config.features.user_history`` is set.
+builds it when ``config.features.user_history`` is set. The same arrays are also a field kind,
+``FieldSpec("history", entity="user", kind="history", max_items=..., seed=...)``
+(``hybridrec.data.fields.history``): the ``FeatureEncoder`` fits it on the training interactions
+(``fit_dataset(dataset, train)``), saves it with the other fields, and encodes users by raw ID
+(plus ``history/lengths``); its ``encode_items`` encodes the items a new user names.
 
 In training, ``mask_target`` removes the positive item from its user's history, so the model
 learns to predict an item from the user's *other* items (EASE's zero diagonal, a leave-one-out
@@ -28,7 +32,7 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from hybridrec.data.features import FieldInfo
+from hybridrec.data.fields._base import FieldInfo
 from hybridrec.data.interactions import Interactions
 
 __all__ = ["FIELD", "IDS", "KNOWN", "WEIGHTS", "field_info", "history_arrays", "mask_target"]
@@ -118,17 +122,22 @@ def field_info(num_items: int, width: int) -> FieldInfo:
     )
 
 
-def mask_target(users: Mapping[str, jnp.ndarray], item_ids: jnp.ndarray) -> dict:
+def mask_target(
+    users: Mapping[str, jnp.ndarray], item_ids: jnp.ndarray, field: str = FIELD
+) -> dict:
     """The user batch with each row's target item removed from its history (weight 0).
 
     Args:
-      users: user batch with ``"history/ids"`` (B, W) and ``"history/weights"`` (B, W).
+      users: user batch with ``"{field}/ids"`` (B, W) and ``"{field}/weights"`` (B, W).
       item_ids: (B,) int item indices of the positives scored against these users.
+      field: the history field's name (``"history"``; another name for a ``history``-kind
+        field declared under it).
 
     Returns:
       A new dict; other keys unchanged.
     """
     users = dict(users)
-    keep = users[IDS] != (item_ids[:, None] + 1)
-    users[WEIGHTS] = users[WEIGHTS] * keep
+    ids, weights = f"{field}/ids", f"{field}/weights"
+    keep = users[ids] != (item_ids[:, None] + 1)
+    users[weights] = users[weights] * keep
     return users

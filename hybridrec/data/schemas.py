@@ -50,7 +50,10 @@ MOVIELENS_100K = FeatureSchema(
             kind="text",
             min_df=2,
             max_features=5_000,
-            description="title words, year stripped",
+            # The loader's titles end in "(year)" (kept for display); that year is the
+            # release_year field already, so the title's words leave it out.
+            token_pattern=r"(?u)\b(?!\d{4}\)$)\w\w+\b",
+            description="title words, the trailing (year) left out",
         ),
         FieldSpec(
             "freebase",

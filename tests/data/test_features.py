@@ -381,6 +381,49 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
         assert loaded.vocabulary(name) == enc.vocabulary(name)
 
 
+def test_version_1_directories_still_load(tmp_path):
+    # Version 1 (before field kinds were plug-ins) saved every kind's options in every field.
+    items = _movies()
+    enc = FeatureEncoder(_schema()).fit(item_metadata=items)
+    enc.save(tmp_path)
+    doc = json.loads((tmp_path / "features.json").read_text())
+    legacy = dict(multi_valued=False, separator="|", min_count=1, max_vocab=None, width=None)
+    legacy.update(max_width=256, log1p=False, num_buckets=0, max_features=20_000, min_df=1)
+    legacy.update(max_df=1.0, ngram_range=[1, 1], sublinear_tf=True, norm="l2")
+    legacy.update(lowercase=True, token_pattern=r"(?u)\b\w\w+\b", stop_words=None)
+    doc["version"] = 1
+    doc["schema"]["fields"] = [{**legacy, **f} for f in doc["schema"]["fields"]]
+    (tmp_path / "features.json").write_text(json.dumps(doc))
+    loaded = FeatureEncoder.load(tmp_path)
+    assert loaded.schema.fields == enc.schema.fields
+    before, after = enc.transform("item", items), loaded.transform("item", items)
+    for key in before.keys():
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+    doc["version"] = 3
+    (tmp_path / "features.json").write_text(json.dumps(doc))
+    with pytest.raises(FeatureError, match="version 3"):
+        FeatureEncoder.load(tmp_path)
+
+
+def test_field_spec_options_are_attributes_and_kinds_keep_their_own():
+    spec = FieldSpec("year", kind="numeric", num_buckets=3)
+    assert (spec.num_buckets, spec.log1p, spec.column, spec.is_bag) == (3, False, "year", True)
+    assert not FieldSpec("year", kind="numeric").is_bag
+    with pytest.raises(AttributeError, match="numeric field 'year' has no attribute or option"):
+        getattr(spec, "multi_valued")  # noqa: B009
+    with pytest.raises(AttributeError):
+        spec.kind = "text"
+    # replace keeps the options the new kind accepts; a spec pickles (copies) as itself.
+    as_text = spec.replace(kind="text", min_df=2)
+    assert as_text.kind == "text" and as_text.min_df == 2 and "num_buckets" not in as_text.options
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(spec)) == spec == copy.deepcopy(spec)
+    assert FieldSpec("v", kind="vector", column=["a", "b"]).columns == ("a", "b")
+    assert FieldSpec("h", entity="user", kind="history").columns == ()
+
+
 def test_load_rejects_missing_or_foreign_directories(tmp_path):
     with pytest.raises(FeatureError, match="no saved FeatureEncoder"):
         FeatureEncoder.load(tmp_path)
@@ -559,8 +602,21 @@ def test_other_misuse_raises():
         (dict(name="a/b"), "without '/'"),
         (dict(name="ids"), "reserved"),
         (dict(name="f", entity="movie"), "entity must be one of"),
-        (dict(name="f", kind="image"), "kind must be one of"),
+        (
+            dict(name="f", kind="image"),
+            "FieldSpec 'f': unknown field kind 'image'; available field kinds: categorical, "
+            "history, numeric, text, vector; or a dotted path",
+        ),
+        (dict(name="f", kind="no_such_pkg.kind"), "unknown field kind 'no_such_pkg.kind'"),
         (dict(name="f", kind="numeric", multi_valued=True), "categorical fields only"),
+        (
+            dict(name="f", kind="text", log1p=True, bogus=1),
+            r"FieldSpec 'f': unknown option\(s\) \['bogus', 'log1p'\] for a text field "
+            r"\(log1p applies to numeric fields only\); text fields accept \[",
+        ),
+        (dict(name="f", kind="history", column="x"), "a history field reads no metadata column"),
+        (dict(name="f", kind="history", entity="item"), "a history field is a user field"),
+        (dict(name="f", kind="vector", dim=0), "dim must be an integer >= 1"),
         (dict(name="f", column=("a", "b")), "only a text field may read several columns"),
         (dict(name="f", kind="numeric", num_buckets=1), "num_buckets"),
         (dict(name="f", min_count=0), "min_count"),
