@@ -477,7 +477,7 @@ def test_rows_not_matching_the_id_map_raise(index, match):
         (
             FieldSpec("year", kind="numeric"),
             ["1995", "x", None],
-            r"numeric field 'year' \(item column 'year'\): row 0 \(ID 0\) holds str '1995'",
+            r"numeric field 'year' \(item column 'year'\): row 1 \(ID 1\) holds str 'x'",
         ),
         (
             FieldSpec("year", kind="numeric"),
@@ -708,3 +708,17 @@ def test_fit_dataset_on_training_interactions_and_coverage_table():
     assert set(rows) == {"genres", "style", "year", "title", "job"}
     assert "| 66.7% | 3 |" in rows["genres"]  # 4 of 6 movies have genres; 3 trained values
     assert "| 83.3% |" in rows["year"] and "| 100.0% | 2 |" in rows["job"]
+
+
+def test_numeric_text_reads_as_numbers_and_the_error_names_the_bad_value_and_file():
+    """A CSV year column with one stray word: '1992' is a number, 'nineteen ninety' the error."""
+    schema = FeatureSchema([FieldSpec("year", entity="item", kind="numeric")])
+    frame = pd.DataFrame({"year": ["1992", "nineteen ninety", None]}, index=["a", "b", "c"])
+    frame.attrs["source"] = "items.csv"
+    with pytest.raises(FeatureError, match=r"of items\.csv: row 1 \(ID 'b'\) holds str 'nineteen ninety'"):
+        FeatureEncoder(schema).fit(frame)
+    good = pd.DataFrame({"year": ["1992", "1993", None]}, index=["a", "b", "c"])
+    encoder = FeatureEncoder(schema).fit(good)
+    np.testing.assert_allclose(
+        encoder.transform("item", good).arrays["year"], [[-1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+    )

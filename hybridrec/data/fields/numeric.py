@@ -21,7 +21,6 @@ from hybridrec.data.fields._base import (
     FeatureError,
     FieldEncoder,
     FieldExample,
-    first_bad,
     is_missing_scalar,
     row_desc,
 )
@@ -72,19 +71,30 @@ class Encoder(FieldEncoder):
                     dtype=np.float64, na_value=np.nan
                 )
             else:
+                # Text that reads as a number ("1992", from a CSV column holding a stray word
+                # elsewhere) is a number; the error names the first value that is not one.
                 vals = series.to_numpy(dtype=object)
-                bad = first_bad(
-                    vals,
-                    lambda v: (
-                        is_missing_scalar(v)
-                        or (isinstance(v, (int, float, np.number)) and not isinstance(v, bool))
-                    ),
-                )
-                raise FeatureError(
-                    f"{self.where()}: {row_desc(series.index, bad)} holds "
-                    f"{type(vals[bad]).__name__} {vals[bad]!r}; a numeric field takes numbers, "
-                    f"with NaN or None for missing (column dtype {series.dtype})"
-                )
+                parsed = pd.to_numeric(
+                    pd.Series([v if isinstance(v, str) else v for v in vals], dtype=object),
+                    errors="coerce",
+                ).to_numpy(dtype=np.float64, na_value=np.nan)
+                ok = [
+                    is_missing_scalar(v)
+                    or (not isinstance(v, bool) and not np.isnan(parsed[i]))
+                    for i, v in enumerate(vals)
+                ]
+                if all(ok):
+                    values = parsed
+                else:
+                    bad = ok.index(False)
+                    source = series.attrs.get("source")
+                    raise FeatureError(
+                        f"{self.where()}"
+                        + (f" of {source}" if source else "")
+                        + f": {row_desc(series.index, bad)} holds "
+                        f"{type(vals[bad]).__name__} {vals[bad]!r}; a numeric field takes "
+                        f"numbers, with NaN or None for missing (column dtype {series.dtype})"
+                    )
         inf = np.isinf(values)
         if inf.any():
             row = int(np.argmax(inf))
