@@ -5,7 +5,8 @@ Nearly all of a smoke run's time is XLA compilation, and most tests compile the 
 program seen before — earlier in this session, in an earlier session on this machine, or in a
 subprocess (which inherits ``JAX_COMPILATION_CACHE_DIR``) — is loaded instead of compiled. The
 cache is keyed by the program's HLO and the JAX version, so a stale entry is never used.
-Its directory: ``$HYBRIDREC_TEST_JAX_CACHE``, else ``.pytest_cache/jax`` in the repository.
+Its directory: ``$HYBRIDREC_TEST_JAX_CACHE``, else ``~/.cache/hybridrec/jax-tests`` (outside the
+checkout, so a fresh clone on the same machine, as CI's is, starts warm).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = Path(
-    os.environ.get("HYBRIDREC_TEST_JAX_CACHE", REPO_ROOT / ".pytest_cache" / "jax")
+    os.environ.get(
+        "HYBRIDREC_TEST_JAX_CACHE", Path.home() / ".cache" / "hybridrec" / "jax-tests"
+    )
 ).resolve()
 
 
