@@ -347,3 +347,27 @@ def test_find_items_and_item_by_title(trained):
             trained.item_by_title(shared[0])
     finally:
         trained.item_names = names
+
+
+def test_missing_fields_warn_only_where_training_never_saw_them_missing(trained):
+    """hybrid.py trains users with field dropout (0.1) and items without: a new user with no
+    demographics is in distribution, a new item with no metadata is warned about."""
+    import warnings as warnings_lib
+
+    side = trained.model.users
+    assert dict(side.field_rates), "the smoke model should train users with field dropout"
+    with warnings_lib.catch_warnings():
+        warnings_lib.simplefilter("error")  # any warning fails the test
+        trained.recommend_for_new_user(_all_none(trained, "user"), k=3)
+    with pytest.warns(UserWarning, match=r"new item: field\(s\) \[.*\] missing"):
+        trained.score_new_item(_all_none(trained, "item"))
+
+
+def _all_none(trained, entity):
+    """Raw metadata of a new entity with every schema column missing."""
+    columns = set()
+    for spec in trained.encoder.schema.for_entity(entity):
+        if spec.kind != "history":
+            column = spec.column
+            columns.update(column if isinstance(column, tuple) else (column,))
+    return dict.fromkeys(columns)
