@@ -4,13 +4,14 @@ Part 1, one table: a 1M x 64 ``Embedding``, batches of 4096 (user, positive, 10 
 of that table (49,152 lookups per step, Zipf-distributed so popular rows repeat), BPR loss.
 Compares dense ``optax.adam`` and ``optax.sgd`` (gradient w.r.t. the whole table, buffers
 donated) with ``hybridrec.sparse``'s row-sparse SGD, Adagrad and lazy Adam (gradient w.r.t. the
-gathered rows, through ``sparse.value_and_grad`` and ``sparse.build``).
+gathered rows, through ``hybridrec.optim.build`` with ``embeddings.sparse``).
 
 Part 2, matrix factorisation (``hybridrec.models.mf``) on synthetic data: 1M users x 100k items,
 5M Zipf-distributed interactions on the device, batch 4096 with 10 uniform negatives sampled
-inside the jitted step, BPR. Dense: ``hybridrec.optim.build_optimizer`` (Adam or SGD for
-embeddings, SGD for biases) on ``jax.grad``. Row-sparse: the same with
-``optimizer.embeddings.sparse=True`` (lazy Adam / SGD). Biases stay dense in both.
+inside the jitted step, BPR. Both through ``hybridrec.optim.build`` and its one interface
+(``value_and_grad``, ``apply``): dense (Adam or SGD for embeddings, SGD for biases) and
+row-sparse, the same with ``optimizer.embeddings.sparse=True`` (lazy Adam / SGD). Biases stay
+dense in both.
 
 Each variant runs in its own subprocess so that its peak resident memory (``ru_maxrss``) is its
 own. Prints ms/step, samples/s (a sample is a user with one positive and its negatives), compile
@@ -38,9 +39,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from hybridrec import sparse
+from hybridrec import optim, sparse
 from hybridrec.losses import bpr
-from hybridrec.optim import build_optimizer
 from hybridrec.variables import Embedding, lookup
 
 TABLE_VARIANTS = ("dense_adam", "dense_sgd", "sparse_sgd", "sparse_adagrad", "sparse_lazy_adam")
@@ -112,15 +112,15 @@ def run_table(variant: str, args) -> dict:
     else:
         lr = {"sgd": 0.1, "adagrad": 0.1, "lazy_adam": 1e-3}[name]
         config = dict(embeddings=dict(learning_rate=lr, sparse=name))
-        opt = sparse.build(config, params, total_steps=args.steps)
+        opt = optim.build(config, params, total_steps=args.steps)
 
         def loss_fn(model, ids):
             return _table_loss(lookup(model.table, ids))
 
         @functools.partial(jax.jit, donate_argnums=(0, 1))
         def step(params, opt_state, ids):
-            _, grads = sparse.value_and_grad(loss_fn, graphdef, params, rest, ids)
-            return opt.step(params, opt_state, grads)
+            _, grads = opt.value_and_grad(loss_fn, graphdef, params, rest, ids)
+            return opt.apply(params, opt_state, grads)
 
         carry = (params, opt.init(params))
     del model, params
@@ -196,27 +196,16 @@ def run_mf(variant: str, args) -> dict:
         neg = jax.random.randint(k2, (args.batch_size, args.num_negatives), 0, args.num_items)
         return users[rows], items[rows], neg
 
-    if kind == "dense":
-        opt = build_optimizer(config, params, total_steps=args.steps)
+    config["embeddings"]["sparse"] = kind == "sparse"
+    opt = optim.build(config, params, total_steps=args.steps)
 
-        @functools.partial(jax.jit, donate_argnums=(0, 1))
-        def step(params, opt_state, key):
-            batch = sample(key)
-            grads = jax.grad(lambda p: _mf_loss(nnx.merge(graphdef, p, rest), *batch))(params)
-            updates, opt_state = opt.tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state
+    # One step for both kinds: the optimizer decides how gradients are taken and applied.
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state, key):
+        _, grads = opt.value_and_grad(_mf_loss, graphdef, params, rest, *sample(key))
+        return opt.apply(params, opt_state, grads)
 
-        carry = (params, opt.tx.init(params))
-    else:
-        config["embeddings"]["sparse"] = True
-        opt = sparse.build(config, params, total_steps=args.steps)
-
-        @functools.partial(jax.jit, donate_argnums=(0, 1))
-        def step(params, opt_state, key):
-            _, grads = sparse.value_and_grad(_mf_loss, graphdef, params, rest, *sample(key))
-            return opt.step(params, opt_state, grads)
-
-        carry = (params, opt.init(params))
+    carry = (params, opt.init(params))
     keys = list(jax.random.split(jax.random.key(1), 8))
     result = _time_steps(step, carry, keys, args.steps)
     result["mf_patched_to_lookup"] = patched

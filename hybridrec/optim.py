@@ -11,20 +11,36 @@ Defaults follow Collie: Adam for embeddings, SGD for biases. Weight decay is per
 biases unless the config asks for it. Reduce-on-plateau is driven from the host by a validation
 metric: the whole update is scaled by an injected ``lr_scale`` hyperparameter that lives in the
 optimizer state, so changing it never recompiles the step.
+
+One interface for dense and row-sparse optimizers (``GradientOptimizer``). ``build`` reads the
+``optimizer`` config section and returns either the grouped optax optimizer (``Optimizer``) or,
+with ``embeddings.sparse=True``, ``RowSparseOptimizer``: row-sparse updates of the
+``Embedding`` tables (``hybridrec.sparse``: gradients with respect to the gathered rows only) plus
+the same grouped optax optimizer for every other parameter. The trainer drives both the same way::
+
+    opt = optim.build(config.optimizer, params, total_steps)
+    state = opt.init(params)                     # a pytree of arrays: orbax saves it as is
+    loss, grads = opt.value_and_grad(loss_fn, graphdef, params, rest, *args)
+    params, state = opt.apply(params, state, grads)
+    opt.lr_scale(state); state = opt.set_lr_scale(state, scale)
+
+``loss_fn(model, *args) -> scalar``; ``grads`` is opaque to the caller (a dense ``nnx.State`` or
+``hybridrec.sparse.Grads``). Serving needs no optimizer: checkpoints keep params apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from hybridrec import sparse
 from hybridrec.variables import Bias, Embedding
 
 GROUPS = ("embeddings", "biases", "dense")
@@ -116,7 +132,7 @@ def make_group_optimizer(
     weight_decay = float(spec.pop("weight_decay", 0.0))
     if spec.pop("sparse", False):
         raise OptimizerConfigError(
-            f"optimizer.{group}.sparse is set: build with hybridrec.sparse.build, not build_optimizer"
+            f"optimizer.{group}.sparse is set: build with hybridrec.optim.build, not build_optimizer"
         )
     if name not in OPTIMIZERS:
         raise OptimizerConfigError(
@@ -138,9 +154,49 @@ def make_group_optimizer(
     return tx
 
 
+def _merge(graphdef: nnx.GraphDef, params: nnx.State, rest: nnx.State | None) -> nnx.Module:
+    return nnx.merge(graphdef, params) if rest is None else nnx.merge(graphdef, params, rest)
+
+
+class GradientOptimizer(Protocol):
+    """What the trainer needs of an optimizer, dense or row-sparse.
+
+    Every method is pure and jit-friendly; the state is a pytree of arrays (no Python objects),
+    so orbax checkpoints it like params.
+    """
+
+    def init(self, params: nnx.State) -> Any:
+        """The initial state for ``params`` (the model's ``nnx.Param`` state)."""
+        ...
+
+    def value_and_grad(
+        self,
+        loss_fn: Callable[..., Any],
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        rest: nnx.State | None,
+        *args: Any,
+        has_aux: bool = False,
+    ) -> tuple[Any, Any]:
+        """``(loss, grads)`` of ``loss_fn(nnx.merge(graphdef, params, rest), *args)``."""
+        ...
+
+    def apply(self, params: nnx.State, state: Any, grads: Any) -> tuple[nnx.State, Any]:
+        """One update: ``(params, state)`` after applying ``grads`` from ``value_and_grad``."""
+        ...
+
+    def lr_scale(self, state: Any) -> jax.Array:
+        """The plateau scale of every learning rate."""
+        ...
+
+    def set_lr_scale(self, state: Any, scale: float) -> Any:
+        """A copy of ``state`` with the plateau scale set (no recompilation)."""
+        ...
+
+
 @dataclasses.dataclass
 class Optimizer:
-    """The built optax transformation plus what the trainer needs to drive it.
+    """The grouped optax optimizer (every parameter dense), as a ``GradientOptimizer``.
 
     Attributes:
       tx: the full transformation (clip -> partitioned groups -> injected ``lr_scale``).
@@ -152,18 +208,41 @@ class Optimizer:
     labels: Any
     groups: tuple[str, ...]
 
-    @staticmethod
-    def lr_scale(opt_state: Any) -> jax.Array:
-        """The current plateau scale of every learning rate."""
-        return opt_state[-1].hyperparams["step_size"]
+    def init(self, params: nnx.State) -> Any:
+        """The optax state for ``params``."""
+        return self.tx.init(params)
 
-    @staticmethod
-    def set_lr_scale(opt_state: Any, scale: float) -> Any:
-        """A copy of ``opt_state`` with the plateau scale set to ``scale``."""
-        inject = opt_state[-1]
+    def value_and_grad(
+        self,
+        loss_fn: Callable[..., Any],
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        rest: nnx.State | None,
+        *args: Any,
+        has_aux: bool = False,
+    ) -> tuple[Any, nnx.State]:
+        """Loss and the dense gradient of every parameter (``jax.value_and_grad``)."""
+
+        def objective(p):
+            return loss_fn(_merge(graphdef, p, rest), *args)
+
+        return jax.value_and_grad(objective, has_aux=has_aux)(params)
+
+    def apply(self, params: nnx.State, state: Any, grads: nnx.State) -> tuple[nnx.State, Any]:
+        """``tx.update`` then ``optax.apply_updates``."""
+        updates, state = self.tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    def lr_scale(self, state: Any) -> jax.Array:
+        """The current plateau scale of every learning rate."""
+        return state[-1].hyperparams["step_size"]
+
+    def set_lr_scale(self, state: Any, scale: float) -> Any:
+        """A copy of ``state`` with the plateau scale set to ``scale``."""
+        inject = state[-1]
         hyper = dict(inject.hyperparams)
         hyper["step_size"] = jnp.asarray(scale, dtype=jnp.asarray(hyper["step_size"]).dtype)
-        return (*opt_state[:-1], inject._replace(hyperparams=hyper))
+        return (*state[:-1], inject._replace(hyperparams=hyper))
 
 
 def build_optimizer(config: Mapping[str, Any], params: nnx.State, total_steps: int) -> Optimizer:
@@ -178,7 +257,8 @@ def build_optimizer(config: Mapping[str, Any], params: nnx.State, total_steps: i
       total_steps: number of optimizer steps in the run (for schedules).
 
     Returns:
-      An ``Optimizer``; ``tx.init(params)`` and ``tx.update(grads, state, params)`` as usual.
+      An ``Optimizer`` (``init``, ``value_and_grad``, ``apply``, ...; its ``tx`` is the plain
+      optax transformation). ``build`` picks between this and the row-sparse optimizer.
     """
     config = dict(config)
     unknown = set(config) - {*GROUPS, "schedule", "clip_norm", "plateau"}
@@ -204,6 +284,258 @@ def build_optimizer(config: Mapping[str, Any], params: nnx.State, total_steps: i
     chain.append(optax.partition(transforms, labels))
     chain.append(optax.inject_hyperparams(optax.scale)(step_size=1.0))
     return Optimizer(tx=optax.chain(*chain), labels=labels, groups=present)
+
+
+# ----------------------------------------------------------------------------------------------
+# Row-sparse embedding updates (hybridrec.sparse) behind the same interface
+
+# Dense optimizer name -> its row-sparse counterpart (for ``sparse=True``).
+_SPARSE_OF = {"sgd": "sgd", "adagrad": "adagrad", "adam": "lazy_adam", "adamw": "lazy_adam"}
+
+
+def sparse_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether the ``optimizer`` config section asks for row-sparse embedding updates."""
+    spec = config.get("embeddings") or {}
+    return bool(spec.get("sparse"))
+
+
+def row_optimizer_from_config(spec: Mapping[str, Any]) -> sparse.RowOptimizer:
+    """The row-sparse optimizer of an ``optimizer.embeddings`` section.
+
+    ``sparse`` is True (the counterpart of ``name``: sgd -> sgd, adagrad -> adagrad,
+    adam/adamw -> lazy_adam; what the shipped configs and the command line set) or, from Python,
+    one of ``"sgd"``, ``"adagrad"``, ``"lazy_adam"``. Other keys: ``name``, ``learning_rate``,
+    ``schedule``, ``weight_decay`` and the algorithm's options (adagrad:
+    ``initial_accumulator_value``, ``eps``; lazy_adam: ``b1``, ``b2``, ``eps``).
+    """
+    spec = dict(spec)
+    choice = spec.pop("sparse")
+    name = spec.pop("name", None)
+    for key in ("learning_rate", "schedule"):
+        spec.pop(key, None)
+    if choice is True:
+        if (name or "adam") not in _SPARSE_OF:
+            raise OptimizerConfigError(
+                f"optimizer.embeddings: no row-sparse version of {name!r}; use name sgd, adagrad, "
+                "adam or adamw, or set sparse to one of " + ", ".join(sparse.SPARSE_OPTIMIZERS)
+            )
+        choice = _SPARSE_OF[name or "adam"]
+    if choice not in sparse.SPARSE_OPTIMIZERS:
+        raise OptimizerConfigError(
+            f"optimizer.embeddings.sparse={choice!r}; choose one of "
+            f"{', '.join(sparse.SPARSE_OPTIMIZERS)} or True"
+        )
+    if name is not None and _SPARSE_OF.get(name) != choice:
+        raise OptimizerConfigError(
+            f"optimizer.embeddings: name={name!r} contradicts sparse={choice!r} (the row-sparse "
+            f"counterpart of {name!r} is {_SPARSE_OF.get(name)!r})"
+        )
+    if choice == "lazy_adam":
+        spec["decoupled"] = name == "adamw"
+    factory = {"sgd": sparse.sgd, "adagrad": sparse.adagrad, "lazy_adam": sparse.lazy_adam}[choice]
+    try:
+        return factory(**{k: float(v) if k != "decoupled" else v for k, v in spec.items()})
+    except ValueError as err:
+        raise OptimizerConfigError(f"optimizer.embeddings: bad value: {err}") from None
+    except TypeError:
+        allowed = {
+            "sgd": ["weight_decay"],
+            "adagrad": ["initial_accumulator_value", "eps", "weight_decay"],
+            "lazy_adam": ["b1", "b2", "eps", "weight_decay"],
+        }[choice]
+        unknown = sorted(set(spec) - set(allowed) - {"decoupled"})
+        raise OptimizerConfigError(
+            f"optimizer.embeddings: option(s) {unknown} not supported by row-sparse {choice}; "
+            f"it accepts {allowed} plus name, learning_rate, schedule, sparse"
+        ) from None
+
+
+class RowSparseState(NamedTuple):
+    """State of a ``RowSparseOptimizer`` (arrays only: orbax saves and restores it as is).
+
+    Attributes:
+      count: steps taken (int32 scalar; drives the embeddings' schedule).
+      lr_scale: plateau scale of every learning rate (float32 scalar).
+      tables: ``{table_key: row-optimizer state}`` (``()`` for SGD, the (num_rows, D)
+        accumulator for Adagrad, ``LazyAdamState`` for lazy Adam).
+      dense: the grouped optax state of the other params (None if there are none).
+    """
+
+    count: jax.Array
+    lr_scale: jax.Array
+    tables: dict[str, Any]
+    dense: Any
+
+
+@dataclasses.dataclass
+class RowSparseOptimizer:
+    """Row-sparse updates for ``Embedding`` tables plus the grouped optimizer for everything else.
+
+    A ``GradientOptimizer``: ``value_and_grad`` returns ``hybridrec.sparse.Grads`` (gradients
+    of the gathered rows, never a dense table gradient), and ``apply`` updates only the rows in
+    the batch.
+
+    Attributes:
+      rows: the row optimizer used for every table.
+      schedule: the embeddings' learning-rate schedule (step -> lr).
+      dense: the grouped ``Optimizer`` on the non-``Embedding`` params (None if there are
+        none); without ``clip_norm``, because clipping is done here, over all gradients.
+      clip_norm: global-norm clipping over dense and (deduplicated) row gradients, or None.
+      table_keys: keys of the tables, as in ``Grads.rows``.
+    """
+
+    rows: sparse.RowOptimizer
+    schedule: Callable[[jax.Array], jax.Array]
+    dense: Optimizer | None
+    clip_norm: float | None
+    table_keys: tuple[str, ...]
+
+    def init(self, params: nnx.State) -> RowSparseState:
+        """Initial state for ``params`` (the ``nnx.Param`` state)."""
+        tables, others = sparse.split_params(params)
+        return RowSparseState(
+            count=jnp.zeros((), jnp.int32),
+            lr_scale=jnp.ones((), jnp.float32),
+            tables={
+                sparse.table_key(path): self.rows.init(var.get_value())
+                for path, var in nnx.to_flat_state(tables)
+            },
+            dense=None if self.dense is None else self.dense.init(others),
+        )
+
+    def value_and_grad(
+        self,
+        loss_fn: Callable[..., Any],
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        rest: nnx.State | None,
+        *args: Any,
+        has_aux: bool = False,
+    ) -> tuple[Any, sparse.Grads]:
+        """Loss and gradients with tables' gradients as rows (``hybridrec.sparse.value_and_grad``)."""
+        return sparse.value_and_grad(loss_fn, graphdef, params, rest, *args, has_aux=has_aux)
+
+    def apply(
+        self, params: nnx.State, state: RowSparseState, grads: sparse.Grads
+    ) -> tuple[nnx.State, RowSparseState]:
+        """One optimizer step.
+
+        Args:
+          params: the ``nnx.Param`` state.
+          state: from ``init`` or a previous ``apply``.
+          grads: from ``value_and_grad`` on the same params.
+
+        Returns:
+          ``(params, state)`` after the step; table rows not in the batch are unchanged.
+        """
+        tables, others = sparse.split_params(params)
+        missing = set(self.table_keys) - set(grads.rows)
+        if missing:
+            raise KeyError(f"no row gradients for table(s) {sorted(missing)}")
+        lr = self.schedule(state.count) * state.lr_scale
+        dense_grads = grads.dense
+        rows = dict(grads.rows)
+        deduped = None
+        if self.clip_norm:
+            # Clip by the norm of the dense-equivalent gradient: duplicates must be summed first.
+            deduped = {}
+            for path, var in nnx.to_flat_state(tables):
+                key, num_rows = sparse.table_key(path), var.get_value().shape[0]
+                ids = jnp.where(rows[key].ids < 0, rows[key].ids + num_rows, rows[key].ids)
+                deduped[key] = sparse.unique_rows(ids, rows[key].values, num_rows)
+            squares = [jnp.sum(jnp.square(g)) for g in jax.tree.leaves(dense_grads)]
+            squares += [jnp.sum(jnp.square(g)) for _, g in deduped.values()]
+            norm = jnp.sqrt(sum(squares)) if squares else jnp.zeros(())
+            scale = jnp.where(norm < self.clip_norm, 1.0, self.clip_norm / norm)
+            dense_grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), dense_grads)
+            deduped = {k: (u, g * scale.astype(g.dtype)) for k, (u, g) in deduped.items()}
+        new_tables, new_states = [], {}
+        for path, var in nnx.to_flat_state(tables):
+            key = sparse.table_key(path)
+            table, table_state = var.get_value(), state.tables[key]
+            if deduped is not None and rows[key].ids.shape[0] > 0:
+                table, table_state = self.rows.update_unique(table, table_state, *deduped[key], lr)
+            else:
+                table, table_state = self.rows.update(
+                    table, table_state, rows[key].ids, rows[key].values, lr
+                )
+            new_tables.append((path, var.replace(table)))
+            new_states[key] = table_state
+        dense_state = state.dense
+        if self.dense is not None:
+            others, dense_state = self.dense.apply(others, dense_state, dense_grads)
+        params = nnx.merge_state(nnx.from_flat_state(new_tables), others)
+        return params, RowSparseState(state.count + 1, state.lr_scale, new_states, dense_state)
+
+    def lr_scale(self, state: RowSparseState) -> jax.Array:
+        """The current plateau scale of every learning rate."""
+        return state.lr_scale
+
+    def set_lr_scale(self, state: RowSparseState, scale: float) -> RowSparseState:
+        """A copy of ``state`` with the plateau scale set to ``scale`` (no recompilation)."""
+        dense = state.dense
+        if self.dense is not None:
+            dense = self.dense.set_lr_scale(dense, scale)
+        return state._replace(lr_scale=jnp.asarray(scale, jnp.float32), dense=dense)
+
+
+def build_row_sparse(
+    config: Mapping[str, Any], params: nnx.State, total_steps: int
+) -> RowSparseOptimizer:
+    """Builds row-sparse embedding updates plus the grouped dense optimizer.
+
+    Args:
+      config: the ``optimizer`` section, as for ``build_optimizer``, with ``embeddings.sparse``
+        set (see ``row_optimizer_from_config``). The embeddings' schedule is
+        ``embeddings.schedule`` or the shared ``schedule``; ``clip_norm`` clips the global norm
+        of all gradients (row gradients deduplicated); the plateau ``lr_scale`` scales every
+        group.
+      params: the ``nnx.Param`` state.
+      total_steps: optimizer steps in the run (for schedules).
+
+    Returns:
+      A ``RowSparseOptimizer``.
+    """
+    config = dict(config)
+    if not sparse_enabled(config):
+        raise OptimizerConfigError(
+            "build_row_sparse needs optimizer.embeddings.sparse set (True, or sgd, adagrad, "
+            "lazy_adam)"
+        )
+    spec = dict(config.pop("embeddings"))
+    if "learning_rate" not in spec:
+        raise OptimizerConfigError("optimizer.embeddings needs a learning_rate")
+    rows = row_optimizer_from_config(spec)
+    schedule = make_schedule(
+        float(spec["learning_rate"]), spec.get("schedule", config.get("schedule")), total_steps
+    )
+    tables, others = sparse.split_params(params)
+    clip_norm = config.pop("clip_norm", None)
+    dense = build_optimizer(config, others, total_steps) if jax.tree.leaves(others) else None
+    return RowSparseOptimizer(
+        rows=rows,
+        schedule=schedule,
+        dense=dense,
+        clip_norm=float(clip_norm) if clip_norm else None,
+        table_keys=tuple(sparse.table_key(path) for path, _ in nnx.to_flat_state(tables)),
+    )
+
+
+def build(config: Mapping[str, Any], params: nnx.State, total_steps: int) -> GradientOptimizer:
+    """The optimizer the ``optimizer`` config section asks for, dense or row-sparse.
+
+    Args:
+      config: the ``optimizer`` section (see ``build_optimizer``); with ``embeddings.sparse``
+        true, ``Embedding`` tables get row-sparse updates (``build_row_sparse``).
+      params: the model's ``nnx.Param`` state (``nnx.split(model, nnx.Param, ...)[1]``).
+      total_steps: number of optimizer steps in the run (for schedules).
+
+    Returns:
+      An ``Optimizer`` or a ``RowSparseOptimizer``; both are ``GradientOptimizer``s.
+    """
+    if sparse_enabled(config):
+        return build_row_sparse(config, params, total_steps)
+    return build_optimizer(config, params, total_steps)
 
 
 @dataclasses.dataclass

@@ -1,19 +1,32 @@
-"""Row-sparse gradients and optimizers for large embedding tables.
+"""Row-sparse gradients and row optimizers for large embedding tables.
 
 A dense optimizer step touches every row of every table: on a 1M x 64 table with 49k rows looked
 up per step, dense ``optax.adam`` spends ~167 ms per step (NOTES.md) updating rows whose gradient
 is zero. This module differentiates with respect to the *gathered rows* instead, so no dense
-``(num_rows, dim)`` gradient is ever materialised, and updates only the rows in the batch.
+``(num_rows, dim)`` gradient is ever materialised, and updates only the rows in the batch. The
+trainer does not call it directly: ``hybridrec.optim.build`` returns a row-sparse optimizer (built
+on this module) or a dense one behind the same interface.
 
-How it works. Every embedding lookup in hybridrec goes through ``hybridrec.variables.lookup``.
-``value_and_grad`` traces the loss under a lookup context in which each lookup of an
-``Embedding`` table returns ``stop_gradient(table)[ids] + delta``, with ``delta`` a zero array
-of shape ``ids.shape + (dim,)``; the gradient with respect to ``delta`` is the gradient with
-respect to the gathered rows. A first abstract trace (``jax.make_jaxpr``, no computation)
-discovers the lookups and their shapes, and checks that no table is read other than through
-``lookup`` (such a read would have its gradient silently dropped, so it is an error).
+How the row gradients are taken. Every embedding lookup in hybridrec goes through
+``hybridrec.variables.lookup``. ``value_and_grad`` merges the model with a
+``hybridrec.variables.RowView`` in place of each ``Embedding`` table's value (the table's
+``Variable`` keeps its type and path; only its value is swapped, in the state given to
+``nnx.merge``). ``lookup`` sees the view and asks it for the rows; nothing is global or
+thread-local, and the view is an explicit argument of every lookup. The loss is traced twice,
+at trace time only:
 
-Three row-sparse optimizers update only the rows present in the batch:
+1. Discovery (``jax.eval_shape``, no computation): views without deltas record the shape of
+   every lookup's IDs, per table and in order. IDs may be computed inside the loss (sampled
+   negatives, say), so only their shapes are known here.
+2. Gradient: the k-th lookup of a table returns ``stop_gradient(table)[ids] + deltas[k]``, with
+   ``deltas[k]`` a zero array of shape ``ids.shape + (dim,)`` that is an input of
+   ``jax.value_and_grad``; its gradient is the gradient with respect to the rows gathered. The
+   IDs leave the trace as auxiliary outputs.
+
+A view refuses every other read (indexing, arithmetic, conversion to an array), raising
+``SparseError``: such a read's gradient would be silently lost.
+
+Three row optimizers update only the rows present in the batch:
 
 - ``sgd``: ``table.at[ids].add(-lr * g)``; duplicate IDs add up, which is exactly dense SGD.
 - ``adagrad``: per-row accumulators; duplicates are summed first (unique IDs + ``segment_sum``).
@@ -31,20 +44,20 @@ same form as ``hybridrec.optim``: added to the gradient (L2) for ``sgd``/``adagr
 decoupled for ``adamw``.
 
 Limitations: lookups must happen in the traced loss itself, not inside ``jax.vmap``,
-``lax.scan`` or ``jax.checkpoint`` within the model (the row gradient would leave the inner
-transformation); IDs are expected in ``[-num_rows, num_rows)`` (negative IDs count from the
-end, as in numpy indexing).
+``lax.scan``, ``nnx`` transforms or ``jax.checkpoint`` within the model (the view cannot cross
+them); the loss must make the same lookups each time it is traced; IDs are expected in
+``[-num_rows, num_rows)`` (negative IDs count from the end, as in numpy indexing).
 
-Example (a pure jitted step over ``nnx.split`` state)::
+Example, through ``hybridrec.optim`` (a pure jitted step over ``nnx.split`` state)::
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt = sparse.build(config.optimizer, params, total_steps)
+    opt = optim.build(config.optimizer, params, total_steps)  # embeddings.sparse=True
     opt_state = opt.init(params)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def train_step(params, opt_state, rest, batch):
-        loss, grads = sparse.value_and_grad(loss_fn, graphdef, params, rest, batch)
-        params, opt_state = opt.step(params, opt_state, grads)
+        loss, grads = opt.value_and_grad(loss_fn, graphdef, params, rest, batch)
+        params, opt_state = opt.apply(params, opt_state, grads)
         return params, opt_state, loss
 
 where ``loss_fn(model, batch) -> scalar``.
@@ -53,21 +66,16 @@ where ``loss_fn(model, batch) -> scalar``.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
-from hybridrec.optim import Optimizer, OptimizerConfigError, build_optimizer, make_schedule
-from hybridrec.variables import Embedding
+from hybridrec.variables import Embedding, RowView, RowViewError
 
 SPARSE_OPTIMIZERS = ("sgd", "adagrad", "lazy_adam")
-# Dense optimizer name -> its row-sparse counterpart (for ``sparse=True``).
-_SPARSE_OF = {"sgd": "sgd", "adagrad": "adagrad", "adam": "lazy_adam", "adamw": "lazy_adam"}
 
 
 class SparseError(ValueError):
@@ -75,95 +83,12 @@ class SparseError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
-# Lookup context (consulted by hybridrec.variables.lookup while tracing)
-
-_LOCAL = threading.local()
-
-
-def active_context() -> _LookupContext | None:
-    """The innermost active lookup context of this thread, or None (plain lookups)."""
-    stack = getattr(_LOCAL, "stack", None)
-    return stack[-1] if stack else None
+# Gradients
 
 
 def table_key(path: tuple) -> str:
     """A table's key in ``Grads.rows``: its state path joined by ``/`` (``"item_tower/table"``)."""
     return "/".join(str(p) for p in path)
-
-
-class _LookupSpec(NamedTuple):
-    key: str
-    ids_shape: tuple[int, ...]
-    dim: int
-    dtype: Any
-
-
-class _LookupContext:
-    """Trace-time state: which Variables are tables, and what each lookup returns.
-
-    ``mode="discover"``: lookups read the table value from ``values`` (not from the Variable,
-    whose value is a shadow input used to detect reads outside ``lookup``) and are recorded.
-    ``mode="grad"``: lookups return ``stop_gradient(table)[ids] + deltas[k]`` for the k-th
-    lookup, and must match the discovered ``specs``.
-    """
-
-    def __init__(self, tables: nnx.State, mode: str, values=None, specs=None, deltas=None):
-        self.mode = mode
-        self.by_variable: dict[int, str] = {}
-        self.by_value: dict[int, str] = {}
-        for path, var in nnx.to_flat_state(tables):
-            key = table_key(path)
-            self.by_variable[id(var)] = key
-            self.by_value[id(var.get_value())] = key
-        self.values = values
-        self.specs = specs
-        self.deltas = deltas
-        self.records: list[tuple[str, jax.Array]] = []
-
-    def __enter__(self):
-        if not hasattr(_LOCAL, "stack"):
-            _LOCAL.stack = []
-        _LOCAL.stack.append(self)
-        return self
-
-    def __exit__(self, *exc):
-        _LOCAL.stack.pop()
-
-    def _key_of(self, table) -> str | None:
-        key = self.by_variable.get(id(table))
-        if key is None and isinstance(table, nnx.Variable):
-            # nnx.merge reuses the State's Variables (flax 0.12); the value is a fallback in case a
-            # future version copies them.
-            key = self.by_value.get(id(table.get_value()))
-        return key
-
-    def lookup(self, table, ids) -> jax.Array:
-        value = table.get_value() if isinstance(table, nnx.Variable) else table
-        key = self._key_of(table)
-        if key is None:
-            # Not one of the differentiated tables (a constant, or an Embedding outside params):
-            # a plain gather. A param table reaching here is caught by the read check.
-            return value[ids]
-        ids = jnp.asarray(ids)
-        if not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise SparseError(f"lookup of table {key!r}: ids must be integers, got {ids.dtype}")
-        k = len(self.records)
-        self.records.append((key, ids))
-        if self.mode == "discover":
-            return self.values[key][ids]
-        if k >= len(self.specs) or self.specs[k].key != key or self.specs[k].ids_shape != ids.shape:
-            found = (key, tuple(ids.shape))
-            expected = (self.specs[k].key, self.specs[k].ids_shape) if k < len(self.specs) else None
-            raise SparseError(
-                f"lookup #{k} differs between the discovery trace and the gradient trace "
-                f"(got table/ids shape {found}, expected {expected}): the loss must make the "
-                "same lookups every time it is traced"
-            )
-        return jax.lax.stop_gradient(value)[ids] + self.deltas[k]
-
-
-# ----------------------------------------------------------------------------------------------
-# Gradients
 
 
 class RowGrad(NamedTuple):
@@ -200,44 +125,33 @@ def split_params(params: nnx.State) -> tuple[nnx.State, nnx.State]:
     return nnx.split_state(params, Embedding, ...)
 
 
-def _merge(graphdef, tables, others, rest):
-    states = (tables, others) if rest is None else (tables, others, rest)
-    return nnx.merge(graphdef, *states)
-
-
-def _used_inputs(closed_jaxpr) -> list[bool]:
-    """Which inputs of a jaxpr are used by its outputs (after dead-code elimination)."""
-    jaxpr = closed_jaxpr.jaxpr
+def _call_with_views(loss_fn, graphdef, tables, views, others, rest, args, kwargs):
+    """``loss_fn`` on the model merged with each table's value replaced by its view."""
+    viewed = nnx.from_flat_state(
+        [(path, var.replace(views[table_key(path)])) for path, var in nnx.to_flat_state(tables)]
+    )
+    states = (viewed, others) if rest is None else (viewed, others, rest)
     try:
-        from jax._src.interpreters import partial_eval as pe
-
-        return list(pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))[1])
-    except Exception:  # private API moved: conservative fallback (dead reads count as reads)
-        used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars}
-        used |= {id(v) for v in jaxpr.outvars}
-        return [id(v) in used for v in jaxpr.invars]
+        return loss_fn(nnx.merge(graphdef, *states), *args, **kwargs)
+    except RowViewError as err:
+        raise SparseError(str(err)) from None
 
 
-def _discover(loss_fn, graphdef, tables, others, rest, args, kwargs, has_aux, check_reads):
-    """Abstract trace: the lookups the loss makes, and a check that tables are read only there."""
-    flat = list(nnx.to_flat_state(tables))
-    keys = [table_key(path) for path, _ in flat]
+def _discover(loss_fn, graphdef, tables, others, rest, args, kwargs, has_aux):
+    """Abstract trace: ``{table_key: [ids shape of each lookup, in order]}``."""
     abstract = {
-        key: jax.ShapeDtypeStruct(var.get_value().shape, var.get_value().dtype)
-        for key, (_, var) in zip(keys, flat)
+        table_key(path): jax.ShapeDtypeStruct(var.get_value().shape, var.get_value().dtype)
+        for path, var in nnx.to_flat_state(tables)
     }
-    records: list[tuple[str, tuple, Any]] = []
+    shapes: dict[str, list[tuple[int, ...]]] = {}
 
-    def traced(shadow, values):
-        shadow_tables = nnx.from_flat_state(
-            [(path, var.replace(shadow[key])) for key, (path, var) in zip(keys, flat)]
-        )
-        with _LookupContext(shadow_tables, "discover", values=values) as ctx:
-            out = loss_fn(_merge(graphdef, shadow_tables, others, rest), *args, **kwargs)
-        records.extend((key, tuple(ids.shape), ids.dtype) for key, ids in ctx.records)
+    def traced(values):
+        views = {key: RowView(key, value) for key, value in values.items()}
+        out = _call_with_views(loss_fn, graphdef, tables, views, others, rest, args, kwargs)
+        shapes.update({key: [tuple(ids.shape) for ids in v.ids] for key, v in views.items()})
         return out
 
-    closed, out_shape = jax.make_jaxpr(traced, return_shape=True)(abstract, abstract)
+    out_shape = jax.eval_shape(traced, abstract)
     loss_shape = out_shape[0] if has_aux else out_shape
     if not (
         isinstance(loss_shape, jax.ShapeDtypeStruct)
@@ -246,20 +160,7 @@ def _discover(loss_fn, graphdef, tables, others, rest, args, kwargs, has_aux, ch
     ):
         where = " as the first of (loss, aux)" if has_aux else ""
         raise SparseError(f"the loss must return a float scalar{where}, got {loss_shape}")
-    if check_reads:
-        used = jax.tree.unflatten(jax.tree.structure((abstract, abstract)), _used_inputs(closed))[0]
-        direct = sorted(key for key, flag in used.items() if flag)
-        if direct:
-            raise SparseError(
-                f"Embedding table(s) {direct} are read other than through "
-                "hybridrec.variables.lookup (e.g. `table[...]`): row-sparse gradients would miss "
-                "those reads. Route every read through lookup(table, ids), passing the Embedding "
-                "variable itself (not table[...]), or train these tables with a dense optimizer "
-                "(optimizer.embeddings.sparse unset)."
-            )
-    dims = {key: abstract[key].shape[-1] for key in keys}
-    dtypes = {key: abstract[key].dtype for key in keys}
-    return [_LookupSpec(key, shape, dims[key], dtypes[key]) for key, shape, _ in records], keys
+    return shapes
 
 
 def value_and_grad(
@@ -269,24 +170,21 @@ def value_and_grad(
     rest: nnx.State | None,
     *args: Any,
     has_aux: bool = False,
-    check_reads: bool = True,
     **kwargs: Any,
 ) -> tuple[Any, Grads]:
     """Loss and gradients, with ``Embedding`` gradients as rows (never a dense table gradient).
 
-    Works eagerly and inside ``jax.jit`` (the two extra traces happen at trace time only).
+    Works eagerly and inside ``jax.jit`` (the two traces happen at trace time only).
 
     Args:
       loss_fn: ``loss_fn(model, *args, **kwargs) -> loss`` (a float scalar), or ``(loss, aux)``
         with ``has_aux``. Every read of an ``Embedding`` must go through
-        ``hybridrec.variables.lookup``.
+        ``hybridrec.variables.lookup``; any other read raises ``SparseError``.
       graphdef: the model's graph definition from ``nnx.split``.
       params: the ``nnx.Param`` state (``nnx.split(model, nnx.Param, ...)[1]``).
       rest: the remaining state (third output of that split), or None.
       *args: passed to ``loss_fn``.
       has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
-      check_reads: raise ``SparseError`` when a table is read outside ``lookup`` (whose gradient
-        would be lost). Costs nothing at run time.
       **kwargs: passed to ``loss_fn``.
 
     Returns:
@@ -295,39 +193,41 @@ def value_and_grad(
       per table, ``n`` = the total number of looked-up rows of that table.
     """
     tables, others = split_params(params)
-    specs, keys = _discover(
-        loss_fn, graphdef, tables, others, rest, args, kwargs, has_aux, check_reads
-    )
-    deltas = [jnp.zeros((*s.ids_shape, s.dim), s.dtype) for s in specs]
+    shapes = _discover(loss_fn, graphdef, tables, others, rest, args, kwargs, has_aux)
+    values = {table_key(path): var.get_value() for path, var in nnx.to_flat_state(tables)}
+    deltas = {
+        key: [jnp.zeros((*shape, value.shape[-1]), value.dtype) for shape in shapes[key]]
+        for key, value in values.items()
+    }
 
     def inner(others, deltas):
-        with _LookupContext(tables, "grad", specs=specs, deltas=deltas) as ctx:
-            out = loss_fn(_merge(graphdef, tables, others, rest), *args, **kwargs)
-        if len(ctx.records) != len(specs):
-            raise SparseError(
-                f"the loss made {len(ctx.records)} lookups in the gradient trace but "
-                f"{len(specs)} in the discovery trace: it must be deterministic"
-            )
+        views = {key: RowView(key, values[key], deltas[key]) for key in values}
+        out = _call_with_views(loss_fn, graphdef, tables, views, others, rest, args, kwargs)
+        for key, view in views.items():
+            if len(view.ids) != len(deltas[key]):
+                raise SparseError(
+                    f"the loss looked up table {key!r} {len(view.ids)} times in the gradient "
+                    f"trace but {len(deltas[key])} times in the discovery trace: it must make "
+                    "the same lookups every time it is traced"
+                )
         loss, aux = out if has_aux else (out, None)
         # The IDs leave as auxiliary outputs: they may be computed inside the loss.
-        return loss, (aux, [ids for _, ids in ctx.records])
+        return loss, (aux, {key: view.ids for key, view in views.items()})
 
-    (loss, (aux, ids_list)), (dense, delta_grads) = jax.value_and_grad(
+    (loss, (aux, ids)), (dense, delta_grads) = jax.value_and_grad(
         inner, argnums=(0, 1), has_aux=True
     )(others, deltas)
-    values = {table_key(path): var.get_value() for path, var in nnx.to_flat_state(tables)}
     rows = {}
-    for key in keys:
-        dim, dtype = values[key].shape[-1], values[key].dtype
-        parts = [(ids, g) for s, ids, g in zip(specs, ids_list, delta_grads) if s.key == key]
-        if parts:
-            ids = jnp.concatenate([jnp.reshape(i, -1).astype(jnp.int32) for i, _ in parts])
-            grads = jnp.concatenate([jnp.reshape(g, (-1, dim)) for _, g in parts])
+    for key, value in values.items():
+        dim = value.shape[-1]
+        if ids[key]:
+            rows[key] = RowGrad(
+                jnp.concatenate([jnp.reshape(i, -1).astype(jnp.int32) for i in ids[key]]),
+                jnp.concatenate([jnp.reshape(g, (-1, dim)) for g in delta_grads[key]]),
+            )
         else:
-            ids, grads = jnp.zeros((0,), jnp.int32), jnp.zeros((0, dim), dtype)
-        rows[key] = RowGrad(ids, grads)
-    value = (loss, aux) if has_aux else loss
-    return value, Grads(dense, rows)
+            rows[key] = RowGrad(jnp.zeros((0,), jnp.int32), jnp.zeros((0, dim), value.dtype))
+    return ((loss, aux) if has_aux else loss), Grads(dense, rows)
 
 
 def densify(grads: Grads, params: nnx.State) -> nnx.State:
@@ -586,228 +486,3 @@ def lazy_adam(
 ) -> LazyAdam:
     """Lazy Adam (see ``LazyAdam``)."""
     return LazyAdam(b1, b2, eps, weight_decay, decoupled)
-
-
-# ----------------------------------------------------------------------------------------------
-# Trainer integration
-
-
-class SparseOptState(NamedTuple):
-    """State of a ``SparseOptimizer``.
-
-    Attributes:
-      count: steps taken (int32 scalar; drives the embeddings' schedule).
-      lr_scale: plateau scale of every learning rate (float32 scalar).
-      tables: ``{table_key: row-optimizer state}``.
-      dense: the state of the grouped optax optimizer for the other params (None if none).
-    """
-
-    count: jax.Array
-    lr_scale: jax.Array
-    tables: dict[str, Any]
-    dense: Any
-
-
-def enabled(config: Mapping[str, Any]) -> bool:
-    """Whether the ``optimizer`` config section asks for row-sparse embedding updates."""
-    spec = config.get("embeddings") or {}
-    return bool(spec.get("sparse"))
-
-
-def dense_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``optimizer`` section without the ``embeddings.sparse`` key (for ``build_optimizer``)."""
-    config = dict(config)
-    if config.get("embeddings") is not None:
-        spec = dict(config["embeddings"])
-        spec.pop("sparse", None)
-        config["embeddings"] = spec
-    return config
-
-
-def row_optimizer_from_config(spec: Mapping[str, Any]) -> RowOptimizer:
-    """The row-sparse optimizer of an ``optimizer.embeddings`` section.
-
-    ``sparse`` is ``"sgd"``, ``"adagrad"``, ``"lazy_adam"`` or True (the counterpart of ``name``:
-    sgd -> sgd, adagrad -> adagrad, adam/adamw -> lazy_adam). Other keys: ``name``,
-    ``learning_rate``, ``schedule``, ``weight_decay`` and the algorithm's options (adagrad:
-    ``initial_accumulator_value``, ``eps``; lazy_adam: ``b1``, ``b2``, ``eps``).
-    """
-    spec = dict(spec)
-    choice = spec.pop("sparse")
-    name = spec.pop("name", None)
-    for key in ("learning_rate", "schedule"):
-        spec.pop(key, None)
-    if choice is True:
-        if (name or "adam") not in _SPARSE_OF:
-            raise OptimizerConfigError(
-                f"optimizer.embeddings: no row-sparse version of {name!r}; use name sgd, adagrad, "
-                "adam or adamw, or set sparse to one of " + ", ".join(SPARSE_OPTIMIZERS)
-            )
-        choice = _SPARSE_OF[name or "adam"]
-    if choice not in SPARSE_OPTIMIZERS:
-        raise OptimizerConfigError(
-            f"optimizer.embeddings.sparse={choice!r}; choose one of {', '.join(SPARSE_OPTIMIZERS)} "
-            "or True"
-        )
-    if name is not None and _SPARSE_OF.get(name) != choice:
-        raise OptimizerConfigError(
-            f"optimizer.embeddings: name={name!r} contradicts sparse={choice!r} (the row-sparse "
-            f"counterpart of {name!r} is {_SPARSE_OF.get(name)!r})"
-        )
-    if choice == "lazy_adam":
-        spec["decoupled"] = name == "adamw"
-    factory = {"sgd": sgd, "adagrad": adagrad, "lazy_adam": lazy_adam}[choice]
-    try:
-        return factory(**{k: float(v) if k != "decoupled" else v for k, v in spec.items()})
-    except ValueError as err:
-        raise OptimizerConfigError(f"optimizer.embeddings: bad value: {err}") from None
-    except TypeError:
-        allowed = {
-            "sgd": ["weight_decay"],
-            "adagrad": ["initial_accumulator_value", "eps", "weight_decay"],
-            "lazy_adam": ["b1", "b2", "eps", "weight_decay"],
-        }[choice]
-        unknown = sorted(set(spec) - set(allowed) - {"decoupled"})
-        raise OptimizerConfigError(
-            f"optimizer.embeddings: option(s) {unknown} not supported by row-sparse {choice}; "
-            f"it accepts {allowed} plus name, learning_rate, schedule, sparse"
-        ) from None
-
-
-@dataclasses.dataclass
-class SparseOptimizer:
-    """Row-sparse updates for ``Embedding`` tables plus ``hybridrec.optim``'s grouped optimizer
-    for everything else.
-
-    Attributes:
-      rows: the row optimizer used for every table.
-      schedule: the embeddings' learning-rate schedule (step -> lr).
-      dense: the lead's ``Optimizer`` built on the non-``Embedding`` params (None if there are
-        none); its ``clip_norm`` is removed because clipping is done here, over all gradients.
-      clip_norm: global-norm clipping over dense and (deduplicated) row gradients, or None.
-      table_keys: keys of the tables, as in ``Grads.rows``.
-    """
-
-    rows: RowOptimizer
-    schedule: Callable[[jax.Array], jax.Array]
-    dense: Optimizer | None
-    clip_norm: float | None
-    table_keys: tuple[str, ...]
-
-    def init(self, params: nnx.State) -> SparseOptState:
-        """Initial state for ``params`` (the ``nnx.Param`` state)."""
-        tables, others = split_params(params)
-        return SparseOptState(
-            count=jnp.zeros((), jnp.int32),
-            lr_scale=jnp.ones((), jnp.float32),
-            tables={
-                table_key(path): self.rows.init(var.get_value())
-                for path, var in nnx.to_flat_state(tables)
-            },
-            dense=None if self.dense is None else self.dense.tx.init(others),
-        )
-
-    def step(
-        self, params: nnx.State, opt_state: SparseOptState, grads: Grads
-    ) -> tuple[nnx.State, SparseOptState]:
-        """One optimizer step.
-
-        Args:
-          params: the ``nnx.Param`` state.
-          opt_state: from ``init`` or a previous ``step``.
-          grads: from ``value_and_grad`` on the same params.
-
-        Returns:
-          ``(params, opt_state)`` after the step.
-        """
-        tables, others = split_params(params)
-        missing = set(self.table_keys) - set(grads.rows)
-        if missing:
-            raise KeyError(f"no row gradients for table(s) {sorted(missing)}")
-        lr = self.schedule(opt_state.count) * opt_state.lr_scale
-        dense_grads = grads.dense
-        rows = dict(grads.rows)
-        deduped = None
-        if self.clip_norm:
-            # Clip by the norm of the dense-equivalent gradient: duplicates must be summed first.
-            deduped = {}
-            for path, var in nnx.to_flat_state(tables):
-                key = table_key(path)
-                ids = _normalise_ids(rows[key].ids, var.get_value().shape[0])
-                deduped[key] = unique_rows(ids, rows[key].values, var.get_value().shape[0])
-            squares = [jnp.sum(jnp.square(g)) for g in jax.tree.leaves(dense_grads)]
-            squares += [jnp.sum(jnp.square(g)) for _, g in deduped.values()]
-            norm = jnp.sqrt(sum(squares)) if squares else jnp.zeros(())
-            scale = jnp.where(norm < self.clip_norm, 1.0, self.clip_norm / norm)
-            dense_grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), dense_grads)
-            deduped = {k: (u, g * scale.astype(g.dtype)) for k, (u, g) in deduped.items()}
-        new_tables, new_states = [], {}
-        for path, var in nnx.to_flat_state(tables):
-            key = table_key(path)
-            table, state = var.get_value(), opt_state.tables[key]
-            if deduped is not None and rows[key].ids.shape[0] > 0:
-                table, state = self.rows.update_unique(table, state, *deduped[key], lr)
-            else:
-                table, state = self.rows.update(table, state, rows[key].ids, rows[key].values, lr)
-            new_tables.append((path, var.replace(table)))
-            new_states[key] = state
-        dense_state = opt_state.dense
-        if self.dense is not None:
-            updates, dense_state = self.dense.tx.update(dense_grads, dense_state, others)
-            others = optax.apply_updates(others, updates)
-        params = nnx.merge_state(nnx.from_flat_state(new_tables), others)
-        return params, SparseOptState(
-            opt_state.count + 1, opt_state.lr_scale, new_states, dense_state
-        )
-
-    def lr_scale(self, opt_state: SparseOptState) -> jax.Array:
-        """The current plateau scale of every learning rate."""
-        return opt_state.lr_scale
-
-    def set_lr_scale(self, opt_state: SparseOptState, scale: float) -> SparseOptState:
-        """A copy of ``opt_state`` with the plateau scale set to ``scale`` (no recompilation)."""
-        dense = opt_state.dense
-        if self.dense is not None:
-            dense = Optimizer.set_lr_scale(dense, scale)
-        return opt_state._replace(lr_scale=jnp.asarray(scale, jnp.float32), dense=dense)
-
-
-def build(config: Mapping[str, Any], params: nnx.State, total_steps: int) -> SparseOptimizer:
-    """Builds row-sparse embedding updates plus the grouped dense optimizer.
-
-    Args:
-      config: the ``optimizer`` section, as for ``hybridrec.optim.build_optimizer``, with
-        ``embeddings.sparse`` set (see ``row_optimizer_from_config``). The embeddings' schedule
-        is ``embeddings.schedule`` or the shared ``schedule``; ``clip_norm`` clips the global
-        norm of all gradients (row gradients deduplicated); the plateau ``lr_scale`` scales
-        every group (``SparseOptimizer.set_lr_scale``).
-      params: the ``nnx.Param`` state.
-      total_steps: optimizer steps in the run (for schedules).
-
-    Returns:
-      A ``SparseOptimizer``.
-    """
-    config = dict(config)
-    if not enabled(config):
-        raise OptimizerConfigError(
-            "sparse.build needs optimizer.embeddings.sparse set (sgd, adagrad, lazy_adam or True)"
-        )
-    spec = dict(config["embeddings"])
-    if "learning_rate" not in spec:
-        raise OptimizerConfigError("optimizer.embeddings needs a learning_rate")
-    rows = row_optimizer_from_config(spec)
-    schedule = make_schedule(
-        float(spec["learning_rate"]), spec.get("schedule", config.get("schedule")), total_steps
-    )
-    tables, others = split_params(params)
-    dense_cfg = dense_config(config)
-    dense_cfg.pop("embeddings")
-    clip_norm = dense_cfg.pop("clip_norm", None)
-    dense = build_optimizer(dense_cfg, others, total_steps) if jax.tree.leaves(others) else None
-    return SparseOptimizer(
-        rows=rows,
-        schedule=schedule,
-        dense=dense,
-        clip_norm=float(clip_norm) if clip_norm else None,
-        table_keys=tuple(table_key(path) for path, _ in nnx.to_flat_state(tables)),
-    )

@@ -34,10 +34,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 
-from hybridrec import evaluation, objectives, rundir, sharding, sparse
+from hybridrec import evaluation, objectives, optim, rundir, sharding
 from hybridrec.checkpoint import Checkpointer
 from hybridrec.data.interactions import Interactions
 from hybridrec.data.sampling import NegativeSampler
@@ -57,7 +56,7 @@ from hybridrec.experiment import (
     save_model_description,
 )
 from hybridrec.logging import MetricWriter, flatten_config, write_plot_images
-from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau, build_optimizer
+from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau
 
 
 class TrainingError(RuntimeError):
@@ -268,15 +267,10 @@ def _train_and_evaluate(
             "learn; lower the batch size or raise config.train.num_epochs",
             stacklevel=2,
         )
-    use_sparse = sparse.enabled(config.optimizer)
-    if use_sparse:
-        # Row-sparse updates of embedding tables (hybridrec.sparse): gradients of the rows looked
-        # up in the batch only, never a dense (num_rows, dim) gradient.
-        opt = sparse.build(config.optimizer, params, total_steps)
-        opt_state = opt.init(params)
-    else:
-        opt = build_optimizer(config.optimizer, params, total_steps)
-        opt_state = opt.tx.init(params)
+    # Dense optax groups, or with optimizer.embeddings.sparse row-sparse updates of the embedding
+    # tables (gradients of the looked-up rows only); one interface, so the step does not branch.
+    opt = optim.build(config.optimizer, params, total_steps)
+    opt_state = opt.init(params)
     plateau = _watcher(ReduceOnPlateau, config.optimizer.get("plateau"))
     stopper = _watcher(_EarlyStopping, config.eval.get("early_stopping"))
     # How a batch is assembled and scored: hybridrec.objectives (pairwise, sampled softmax, ...).
@@ -338,17 +332,8 @@ def _train_and_evaluate(
         batch = objective.make_batch(batch, dd, neg_key)
         loss_fn = objective.loss  # (model, batch, key) -> scalar
         args = (batch, model_key)
-        if use_sparse:
-            loss, grads = sparse.value_and_grad(loss_fn, graphdef, params, rest, *args)
-            params, opt_state = opt.step(params, opt_state, grads)
-            return (params, opt_state), loss
-
-        def loss_of(p):
-            return loss_fn(nnx.merge(graphdef, p, rest), *args)
-
-        loss, grads = jax.value_and_grad(loss_of)(params)
-        updates, opt_state = opt.tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        loss, grads = opt.value_and_grad(loss_fn, graphdef, params, rest, *args)
+        params, opt_state = opt.apply(params, opt_state, grads)
         return (params, opt_state), loss
 
     ragged = num_chunks * per_dispatch > num_batches
@@ -627,7 +612,9 @@ def _make_pair_scorer(graphdef):
     @jax.jit
     def score(params, rest, user_table, item_table, users, items):
         model = nnx.merge(graphdef, params, rest)
-        return model.score_pairs(objectives.gather(user_table, users), objectives.gather(item_table, items))
+        return model.score_pairs(
+            objectives.gather(user_table, users), objectives.gather(item_table, items)
+        )
 
     def score_pairs(params, rest, user_table, item_table, user_ids, item_ids) -> np.ndarray:
         out = []

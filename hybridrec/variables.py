@@ -1,10 +1,21 @@
-"""Variable types for recommender parameters.
+"""Variable types for recommender parameters, and the one function that reads embedding tables.
 
 Optimizer groups, weight-decay masks and logging follow these types rather than parameter
 names, so renaming a field cannot move a table to the wrong optimizer, and a dense layer's bias
 (an ``nnx.Param``) is never mistaken for a per-entity bias.
+
+Every embedding lookup goes through ``lookup``. Row-sparse training (``hybridrec.sparse``) merges
+the model with a ``RowView`` in place of each ``Embedding`` table's value; ``lookup`` recognises a
+view and asks it for the rows, so that the gradient flows to the gathered rows rather than to the
+(num_rows, dim) table. This module imports nothing from the rest of hybridrec.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
 from flax import nnx
 
 
@@ -16,14 +27,99 @@ class Bias(nnx.Param):
     """A (num_rows,) or (num_rows, 1) per-entity bias (user bias, item bias, global offset)."""
 
 
-def lookup(table: Embedding, ids):
+class RowViewError(ValueError):
+    """A table standing behind a ``RowView`` was read other than through ``lookup``."""
+
+
+class RowView:
+    """Stands in for an ``Embedding`` table's value while a loss is traced for row gradients.
+
+    ``hybridrec.sparse.value_and_grad`` builds one view per table and merges the model with
+    ``Embedding(view)`` in place of ``Embedding(table)``. Only ``lookup`` reads through a view:
+    indexing it, doing arithmetic on it or converting it to an array raises ``RowViewError``,
+    because the gradient of such a read would be lost. ``shape``, ``dtype``, ``ndim`` and ``len``
+    describe the table as usual.
+
+    A view lives inside one trace and records, in order, the IDs of every lookup made through it
+    (``ids``). Without ``deltas`` (the discovery trace) a lookup returns ``table[ids]``; with
+    ``deltas`` (one zero array of shape ``ids.shape + (dim,)`` per lookup, the differentiated
+    inputs) the k-th lookup returns ``stop_gradient(table)[ids] + deltas[k]``, so the gradient
+    with respect to ``deltas[k]`` is the gradient with respect to the rows it gathered.
+
+    Args:
+      name: the table's name, for error messages.
+      table: (num_rows, dim) values.
+      deltas: None, or one (..., dim) array per lookup the loss will make, in order.
+    """
+
+    __slots__ = ("name", "_table", "_deltas", "ids")
+
+    def __init__(self, name: str, table: jax.Array, deltas: list[jax.Array] | None = None):
+        self.name = name
+        self._table = table
+        self._deltas = deltas
+        self.ids: list[jax.Array] = []
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._table.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self._table.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._table.shape)
+
+    def __len__(self) -> int:
+        return self._table.shape[0]
+
+    def gather(self, ids: Any) -> jax.Array:
+        """Rows for ``ids`` ((...,) int -> (..., dim)), recording the IDs."""
+        ids = jnp.asarray(ids)
+        if not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise RowViewError(
+                f"lookup of table {self.name!r}: ids must be integers, got {ids.dtype}"
+            )
+        k = len(self.ids)
+        self.ids.append(ids)
+        if self._deltas is None:
+            return self._table[ids]
+        if k >= len(self._deltas) or self._deltas[k].shape[:-1] != ids.shape:
+            expected = tuple(self._deltas[k].shape[:-1]) if k < len(self._deltas) else None
+            raise RowViewError(
+                f"lookup #{k} of table {self.name!r} has ids of shape {tuple(ids.shape)}; the "
+                f"discovery trace saw {expected}: the loss must make the same lookups every time "
+                "it is traced"
+            )
+        return jax.lax.stop_gradient(self._table)[ids] + self._deltas[k]
+
+    def _refuse(self, *args: Any, **kwargs: Any):
+        raise RowViewError(
+            f"Embedding table(s) {[self.name]} are read other than through "
+            "hybridrec.variables.lookup (e.g. `table[...]`): row-sparse gradients would miss "
+            "those reads. Route every read through lookup(table, ids), passing the Embedding "
+            "variable itself (not table[...]), or train these tables with a dense optimizer "
+            "(optimizer.embeddings.sparse=False)."
+        )
+
+    __getitem__ = __array__ = __jax_array__ = __iter__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __pow__ = __neg__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"RowView({self.name!r}, shape={self.shape}, lookups={len(self.ids)})"
+
+
+def lookup(table: Embedding | jax.Array, ids: Any) -> jax.Array:
     """Rows of ``table`` for ``ids``: (...,) int -> (..., dim).
 
     Every embedding lookup in hybridrec goes through this function, so that training can swap in
-    row-sparse gradients without touching tower code: inside ``hybridrec.sparse.value_and_grad``
-    it returns the same rows, but differentiable as rows (``stop_gradient(table)[ids] + delta``)
-    rather than through the (num_rows, dim) table. Read tables only through here when training
-    with ``optimizer.embeddings.sparse``.
+    row-sparse gradients without touching tower code: when the table's value is a ``RowView``
+    (inside ``hybridrec.sparse.value_and_grad``) the view returns the same rows, differentiable
+    as rows rather than through the (num_rows, dim) table. Read tables only through here when
+    training with ``optimizer.embeddings.sparse``.
 
     Args:
       table: an ``Embedding`` variable (num_rows, dim), or a plain array.
@@ -32,10 +128,7 @@ def lookup(table: Embedding, ids):
     Returns:
       (*ids.shape, dim) rows.
     """
-    from hybridrec.sparse import active_context  # imported here: sparse imports this module
-
-    context = active_context()
-    if context is not None:
-        return context.lookup(table, ids)
     value = table.get_value() if isinstance(table, nnx.Variable) else table
+    if isinstance(value, RowView):
+        return value.gather(ids)
     return value[ids]

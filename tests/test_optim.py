@@ -7,6 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
+from hybridrec import optim
 from hybridrec.optim import (
     OptimizerConfigError,
     ReduceOnPlateau,
@@ -91,6 +92,35 @@ def test_clipping_and_lr_scale():
     np.testing.assert_allclose(
         scaled["bias"][...], 0.1 * np.asarray(updates["bias"][...]), rtol=1e-5
     )
+
+
+def test_dense_interface_equals_plain_optax():
+    # optim.build without embeddings.sparse gives the grouped optax optimizer, driven through the
+    # same interface as the row-sparse one: value_and_grad then apply.
+    graphdef, params, rest = nnx.split(_Model(nnx.Rngs(0)), nnx.Param, ...)
+    cfg = dict(CONFIG, embeddings=dict(name="adam", learning_rate=0.1, sparse=False))
+    opt = optim.build(cfg, params, total_steps=10)
+    assert isinstance(opt, optim.Optimizer)
+    x = jnp.array([[0.5, -1.0], [2.0, 0.3]])
+
+    def loss_fn(model, x):
+        out = model.dense(x * model.bias[...][:2]) + model.item_table[...][:2, None]  # (2, 1)
+        return jnp.sum(out**2), {"mean": jnp.mean(out)}
+
+    (loss, aux), grads = opt.value_and_grad(loss_fn, graphdef, params, rest, x, has_aux=True)
+    new_params, state = opt.apply(params, opt.init(params), grads)
+
+    def objective(p):
+        return loss_fn(nnx.merge(graphdef, p, rest), x)
+
+    (ref_loss, ref_aux), ref_grads = jax.value_and_grad(objective, has_aux=True)(params)
+    updates, ref_state = opt.tx.update(ref_grads, opt.tx.init(params), params)
+    ref_params = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(loss, ref_loss)
+    np.testing.assert_allclose(aux["mean"], ref_aux["mean"])
+    for a, b in zip(jax.tree.leaves((new_params, state)), jax.tree.leaves((ref_params, ref_state))):
+        np.testing.assert_allclose(a, b)
+    assert not np.allclose(new_params["bias"][...], params["bias"][...])
 
 
 def test_schedules_shapes():

@@ -7,8 +7,8 @@ import optax
 import pytest
 from flax import nnx
 
-from hybridrec import sparse
-from hybridrec.optim import OptimizerConfigError, build_optimizer
+from hybridrec import optim, sparse
+from hybridrec.optim import OptimizerConfigError
 from hybridrec.variables import Bias, Embedding, lookup
 
 NUM_ROWS, DIM = 12, 3
@@ -89,21 +89,66 @@ def test_eager_with_has_aux_and_rest_none():
     _assert_states_close(sparse.densify(grads, params), dense, rtol=1e-5, atol=1e-6)
 
 
-def test_reading_a_table_outside_lookup_is_an_error():
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda table: jnp.sum(table[...] ** 2),  # an L2 penalty on the whole table
+        lambda table: jnp.sum(table.get_value() * 2.0),
+        lambda table: jnp.sum(jnp.asarray(table.get_value())),
+    ],
+)
+def test_reading_a_table_outside_lookup_is_an_error(read):
     graphdef, params, rest = _split()
 
     def sneaky(model, *batch):
-        # An L2 penalty on the whole table: its gradient is dense, sparse updates would drop it.
-        return _loss(model, *batch) + jnp.sum(model.table[...] ** 2)
+        # Its gradient would reach rows the batch did not look up: sparse updates would drop it.
+        return _loss(model, *batch) + read(model.table)
 
     with pytest.raises(sparse.SparseError, match=r"\['table'\].*lookup"):
         sparse.value_and_grad(sneaky, graphdef, params, rest, *_batch(0))
+    with pytest.raises(sparse.SparseError, match=r"\['table'\].*lookup"):
+        jax.jit(lambda p: sparse.value_and_grad(sneaky, graphdef, p, rest, *_batch(0)))(params)
+
+
+def test_a_read_through_a_jax_function_fails_loudly():
+    # jnp functions reject the view before it can explain itself; what matters is that the read
+    # cannot succeed and have its gradient silently dropped.
+    graphdef, params, rest = _split()
+
+    def sneaky(model, *batch):
+        rows = jnp.take(model.table.get_value(), jnp.array([0, 1]), axis=0)
+        return _loss(model, *batch) + jnp.sum(rows)
+
+    with pytest.raises((TypeError, ValueError)):
+        sparse.value_and_grad(sneaky, graphdef, params, rest, *_batch(0))
+
+
+def test_loss_must_be_a_scalar_and_deterministic():
+    graphdef, params, rest = _split()
 
     def not_scalar(model, *batch):
         return model(*batch[:2])
 
     with pytest.raises(sparse.SparseError, match="float scalar"):
         sparse.value_and_grad(not_scalar, graphdef, params, rest, *_batch(0))
+
+    traces = []
+
+    def changes_between_traces(model, user_ids, item_ids, targets):
+        # A second lookup of `table` only in the first (discovery) trace.
+        traces.append(None)
+        extra = lookup(model.table, user_ids).sum() if len(traces) == 1 else 0.0
+        return _loss(model, user_ids, item_ids, targets) + extra
+
+    with pytest.raises(sparse.SparseError, match="same lookups"):
+        sparse.value_and_grad(changes_between_traces, graphdef, params, rest, *_batch(0))
+
+
+def test_a_lookup_outside_training_is_a_plain_gather():
+    model = _Model(nnx.Rngs(0))
+    ids = jnp.array([[0, 11], [-1, 3]])
+    np.testing.assert_array_equal(lookup(model.table, ids), model.table[...][ids])
+    np.testing.assert_array_equal(lookup(model.table[...], ids), model.table[...][ids])
 
 
 def test_unique_rows_against_numpy():
@@ -123,41 +168,29 @@ def test_unique_rows_against_numpy():
     np.testing.assert_array_equal(summed[filler], 0.0)
 
 
-def _train(config, steps, *, use_sparse, scale=None):
-    """Runs `steps` jitted steps on batches 0..steps-1; returns the final (params, state)."""
+def _train(config, steps, *, scale=None):
+    """Runs `steps` jitted steps on batches 0..steps-1; returns the final (params, state).
+
+    Dense or row-sparse as the config says, through the one optimizer interface.
+    """
     graphdef, params, rest = _split()
-    if use_sparse:
-        opt = sparse.build(config, params, total_steps=steps)
-        state = opt.init(params)
-        if scale is not None:
-            state = opt.set_lr_scale(state, scale)
+    opt = optim.build(config, params, total_steps=steps)
+    assert isinstance(opt, optim.RowSparseOptimizer) == optim.sparse_enabled(config)
+    state = opt.init(params)
+    if scale is not None:
+        state = opt.set_lr_scale(state, scale)
 
-        # As a trainer running many steps per dispatch would: the steps inside one lax.scan.
-        @jax.jit
-        def run(params, state, batches):
-            def body(carry, batch):
-                _, grads = sparse.value_and_grad(_loss, graphdef, carry[0], rest, *batch)
-                return opt.step(carry[0], carry[1], grads), None
+    # As a trainer running many steps per dispatch would: the steps inside one lax.scan.
+    @jax.jit
+    def run(params, state, batches):
+        def body(carry, batch):
+            _, grads = opt.value_and_grad(_loss, graphdef, carry[0], rest, *batch)
+            return opt.apply(carry[0], carry[1], grads), None
 
-            return jax.lax.scan(body, (params, state), batches)[0]
+        return jax.lax.scan(body, (params, state), batches)[0]
 
-        batches = jax.tree.map(lambda *x: jnp.stack(x), *[_batch(k) for k in range(steps)])
-        return run(params, state, batches)
-    else:
-        opt = build_optimizer(config, params, total_steps=steps)
-        state = opt.tx.init(params)
-        if scale is not None:
-            state = opt.set_lr_scale(state, scale)
-
-        @jax.jit
-        def step(params, state, batch):
-            grads = _dense_grads(graphdef, params, rest, batch)
-            updates, state = opt.tx.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
-
-    for k in range(steps):
-        params, state = step(params, state, _batch(k))
-    return params, state
+    batches = jax.tree.map(lambda *x: jnp.stack(x), *[_batch(k) for k in range(steps)])
+    return run(params, state, batches)
 
 
 def _config(name, sparse_choice=None, **extra):
@@ -179,8 +212,8 @@ def test_sgd_and_adagrad_equal_dense_optax(name, clip):
     dense_cfg, sparse_cfg = _config(name), _config(name, True)
     if clip:
         dense_cfg["clip_norm"] = sparse_cfg["clip_norm"] = clip
-    dense, _ = _train(dense_cfg, 3, use_sparse=False)
-    rows, _ = _train(sparse_cfg, 3, use_sparse=True)
+    dense, _ = _train(dense_cfg, 3)
+    rows, _ = _train(sparse_cfg, 3)
     _assert_states_close(rows, dense, rtol=2e-5, atol=1e-6)
     # Rows never looked up (9-11 of `table`, all of `unused`) are untouched.
     initial = _split()[1]
@@ -191,8 +224,8 @@ def test_sgd_and_adagrad_equal_dense_optax(name, clip):
 def test_weight_decay_is_lazy():
     # One step of SGD with weight decay: the batch's rows move as in dense SGD (each row decayed
     # once, however often it is looked up); the other rows are not decayed.
-    dense, _ = _train(_config("sgd", weight_decay=0.1), 1, use_sparse=False)
-    rows, _ = _train(_config("sgd", True, weight_decay=0.1), 1, use_sparse=True)
+    dense, _ = _train(_config("sgd", weight_decay=0.1), 1)
+    rows, _ = _train(_config("sgd", True, weight_decay=0.1), 1)
     initial = _split()[1]
     touched = np.unique(np.concatenate([np.asarray(b).ravel() for b in _batch(0)[:2]]))
     untouched = np.setdiff1d(np.arange(NUM_ROWS), touched)
@@ -265,7 +298,7 @@ def test_lazy_adam_equals_optax_adam_when_every_row_is_touched():
 def test_build_lazy_adam_with_lr_scale_and_dense_groups():
     # sparse=True with name="adam" picks lazy Adam. Adam's first step is -lr * sign(g) in every
     # coordinate with a non-zero gradient, so a plateau scale of 0.5 shows as steps of 0.15.
-    half, state = _train(_config("adam", True, b1=0.5), 1, use_sparse=True, scale=0.5)
+    half, state = _train(_config("adam", True, b1=0.5), 1, scale=0.5)
     initial = _split()[1]
     step = np.asarray(half["table"][...] - initial["table"][...])
     touched = np.unique(np.concatenate([np.asarray(b).ravel() for b in _batch(0)[:2]]))
@@ -274,7 +307,7 @@ def test_build_lazy_adam_with_lr_scale_and_dense_groups():
     np.testing.assert_array_equal(step[untouched], 0.0)
     assert float(state.lr_scale) == 0.5
     # The other groups ran the lead's optimizer with the same scale.
-    dense_half, _ = _train(_config("adam", b1=0.5), 1, use_sparse=False, scale=0.5)
+    dense_half, _ = _train(_config("adam", b1=0.5), 1, scale=0.5)
     np.testing.assert_allclose(half["item_bias"][...], dense_half["item_bias"][...], rtol=1e-6)
     np.testing.assert_allclose(
         half["dense"]["kernel"][...], dense_half["dense"]["kernel"][...], rtol=1e-5
@@ -295,13 +328,20 @@ def test_config_errors(embeddings, message):
     params = _split()[1]
     cfg = dict(embeddings=dict(learning_rate=0.1, **embeddings), dense=dict(learning_rate=0.1))
     with pytest.raises(OptimizerConfigError, match=message):
-        sparse.build(cfg, params, total_steps=10)
+        optim.build(cfg, params, total_steps=10)
 
 
-def test_enabled_and_dense_config():
-    cfg = dict(embeddings=dict(name="adam", learning_rate=0.1, sparse=False), dense={})
-    assert not sparse.enabled(cfg)
-    assert sparse.enabled(dict(cfg, embeddings=dict(cfg["embeddings"], sparse="lazy_adam")))
-    assert "sparse" not in sparse.dense_config(cfg)["embeddings"]
+def test_sparse_flag_picks_the_optimizer():
+    params = _split()[1]
+    cfg = dict(
+        embeddings=dict(name="adam", learning_rate=0.1, sparse=False), dense=dict(learning_rate=0.1)
+    )
+    assert not optim.sparse_enabled(cfg)
+    assert isinstance(optim.build(cfg, params, total_steps=10), optim.Optimizer)
+    on = dict(cfg, embeddings=dict(cfg["embeddings"], sparse=True))
+    assert optim.sparse_enabled(on)
+    opt = optim.build(on, params, total_steps=10)
+    assert isinstance(opt, optim.RowSparseOptimizer) and isinstance(opt.rows, sparse.LazyAdam)
+    assert opt.table_keys == ("table", "unused")
     with pytest.raises(OptimizerConfigError, match="embeddings.sparse"):
-        sparse.build(cfg, _split()[1], total_steps=10)
+        optim.build_row_sparse(cfg, params, total_steps=10)
