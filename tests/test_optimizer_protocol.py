@@ -190,3 +190,27 @@ def test_no_import_cycle_and_no_thread_local_context():
         "hybridrec.variables.RowView",
         "hybridrec.variables.RowViewError",
     }
+
+
+def test_row_sparse_updates_are_chosen_by_table_size():
+    """``embeddings.sparse_above_rows``: dense below the threshold, row-sparse from it on."""
+    from flax import nnx
+
+    from hybridrec import models, optim
+
+    def params(num_users):
+        model = models.build(
+            "mf", context=dict(num_users=num_users, num_items=10, rngs=nnx.Rngs(0)), embedding_dim=4
+        )
+        return nnx.split(model, nnx.Param, ...)[1]
+
+    config = dict(
+        embeddings=dict(name="adam", learning_rate=0.1, sparse=False, sparse_above_rows=100),
+        biases=dict(name="sgd", learning_rate=0.1),
+        dense=dict(name="adam", learning_rate=0.1),
+    )
+    assert optim.largest_table_rows(params(99)) == 99
+    assert isinstance(optim.build(config, params(99), 10), optim.Optimizer)
+    assert isinstance(optim.build(config, params(100), 10), optim.RowSparseOptimizer)
+    config["embeddings"]["sparse_above_rows"] = None
+    assert isinstance(optim.build(config, params(10_000), 10), optim.Optimizer)

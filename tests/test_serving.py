@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import hybrid
-from hybridrec.serving import ServingError, TrainedModel, load, read_export
 from hybridrec.experiment import prepare_data
+from hybridrec.serving import ServingError, TrainedModel, load, read_export
 from hybridrec.train import train_and_evaluate
 
 ITEM_COLUMNS = ("title", "genres", "release_year", "freebase")

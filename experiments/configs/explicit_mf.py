@@ -46,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Optimizer: AdamW (decoupled weight decay, as fastai's wd) with a one-cycle schedule
     adamw = dict(name="adamw", learning_rate=5e-3, weight_decay=0.1)
-    config.optimizer.embeddings = dict(adamw, sparse=False)
+    config.optimizer.embeddings = dict(adamw, sparse=False, sparse_above_rows=50_000)
     config.optimizer.biases = dict(adamw)
     config.optimizer.dense = dict(adamw)
     config.optimizer.schedule = dict(name="onecycle")

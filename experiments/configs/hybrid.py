@@ -128,9 +128,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Optimizer: groups follow variable types (hybridrec.optim)
     config.optimizer = dict(
-        # sparse=True: row-sparse updates of large tables, the row-sparse counterpart of name
-        # (sgd -> sgd, adagrad -> adagrad, adam/adamw -> lazy Adam; hybridrec.optim.build)
-        embeddings=dict(name="adam", learning_rate=1e-2, sparse=False),
+        # sparse=True: row-sparse updates of the ID tables, the row-sparse counterpart of name
+        # (sgd -> sgd, adagrad -> adagrad, adam/adamw -> lazy Adam; hybridrec.optim.build);
+        # chosen by itself once a table has sparse_above_rows rows (dense is faster below).
+        embeddings=dict(name="adam", learning_rate=1e-2, sparse=False, sparse_above_rows=50_000),
         biases=dict(name="sgd", learning_rate=1e-2),
         dense=dict(name="adam", learning_rate=1e-3),
         schedule=dict(name="cosine"),

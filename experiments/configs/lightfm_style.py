@@ -61,7 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Optimizer: Adagrad everywhere, as LightFM
     adagrad = dict(name="adagrad", learning_rate=0.05)
-    config.optimizer.embeddings = dict(adagrad, sparse=False)
+    config.optimizer.embeddings = dict(adagrad, sparse=False, sparse_above_rows=50_000)
     config.optimizer.biases = dict(adagrad)
     config.optimizer.dense = dict(adagrad)
     config.optimizer.plateau = None  # LightFM keeps its learning rate
