@@ -19,11 +19,11 @@ mean of seeds 0-4: 0.0499 / 0.1707 / 0.9021, ndcg@10 0.2276 (the README's result
 
 import ml_collections
 
-from experiments.configs import hybrid
+from experiments.configs import base, hybrid
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    config = hybrid.get_config()
+    config = base.get_config()
     config.features.schema = None
     config.features.user_history = False
     config.model = ml_collections.ConfigDict(dict(name="mf", embedding_dim=10))
