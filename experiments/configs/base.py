@@ -14,6 +14,10 @@ Command::
 
     python -m experiments.run --config base.py
 
+Expected here (2-core CPU): about 17 s. Measured (seed 0, validation): filtered ndcg@10 0.1932,
+auc 0.9278; collie_map@10 0.0390, collie_auc 0.9108 (popularity: 0.1109, 0.8776; 0.0337,
+0.7864). What the tuned configs add to it is in the README's results table.
+
 Variants: ``base.py:smoke`` (a few steps on tiny synthetic data, for tests).
 """
 
