@@ -23,6 +23,17 @@ from typing import Any
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+def _import(module_name: str, error: type, message: str):
+    """Imports a module; ``error(message)`` when the module itself does not exist."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only a missing *target* is a bad name; a missing import inside it is a real bug.
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise error(message) from None
+        raise
+
+
 def load_module_attr(
     package: str, name: str, attr: str, *, what: str, available: Sequence[str], error: type
 ) -> Any:
@@ -46,13 +57,7 @@ def load_module_attr(
     if not isinstance(name, str) or not _NAME.match(name):
         raise error(f"bad {what} name {name!r}; {listing}")
     module_name = name if "." in name else f"{package}.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only a missing *target* is a bad name; a missing import inside it is a real bug.
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise error(f"unknown {what} {name!r}; {listing}") from None
-        raise
+    module = _import(module_name, error, f"unknown {what} {name!r}; {listing}")
     if not hasattr(module, attr):
         raise error(f"{what} module {module_name!r} has no `{attr}`; {listing}")
     return getattr(module, attr)
@@ -91,12 +96,9 @@ def resolve(
     if not isinstance(name, str) or "." not in name or not _NAME.match(name):
         raise error(f"unknown {what} {name!r}; {listing}")
     module_name, _, attr = name.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise error(f"unknown {what} {name!r}: no module {module_name!r}; {listing}") from None
-        raise
+    module = _import(
+        module_name, error, f"unknown {what} {name!r}: no module {module_name!r}; {listing}"
+    )
     if not hasattr(module, attr):
         raise error(f"unknown {what} {name!r}: module {module_name!r} has no {attr!r}; {listing}")
     return getattr(module, attr)
