@@ -559,9 +559,11 @@ def ranking_stats(
     # The barrier keeps XLA from rewriting later slices of the list (its last value, in a pass
     # over the scores) into slices of the sort inside top_k: XLA:CPU then no longer recognises
     # its top-k pattern and sorts whole rows (measured 10-100x slower).
-    top_values, top_ids = jax.lax.optimization_barrier(
-        top_k_items(filtered, kk, block_size=block_size)
-    )
+    top_values, top_ids = top_k_items(filtered, kk, block_size=block_size)
+    if jax.device_count() == 1:
+        # XLA's SPMD partitioner (several devices, hybridrec.sharding) cannot partition a barrier
+        # over a tuple (a check failure in jax 0.10), and it is a CPU speed fix only.
+        top_values, top_ids = jax.lax.optimization_barrier((top_values, top_ids))
     top_valid = top_values > -jnp.inf
     topk_hits = top_valid & (top_ids[:, :, None] == rel_or_none[:, None, :]).any(-1)
     out = {

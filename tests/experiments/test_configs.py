@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,17 +185,23 @@ def test_cli_switches_on_plateau_and_early_stopping(tmp_path):
 @pytest.mark.slow
 def test_cli_runs_and_resumes(tmp_path):
     workdir = tmp_path / "run"
-    first = _cli(
-        "--config", "hybrid.py:smoke", "--config.train.num_epochs=1", "--workdir", str(workdir)
-    )
+    args = ("--config", "hybrid.py:smoke", "--config.train.num_epochs=2", "--workdir", str(workdir))
+    first = _cli(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "val/ndcg@10" in first.stdout
     check_run_dir(workdir, trained=True)
 
-    # Rerunning into the same workdir resumes from the epoch-1 checkpoint and trains epoch 2 only.
-    second = _cli(
-        "--config", "hybrid.py:smoke", "--config.train.num_epochs=2", "--workdir", str(workdir)
+    # A changed config is refused with the differing key, and nothing is touched.
+    refused = _cli(
+        "--config", "hybrid.py:smoke", "--config.train.num_epochs=3", "--workdir", str(workdir)
     )
+    assert refused.returncode != 0
+    assert "train.num_epochs: 2 (stored) -> 3 (now)" in refused.stderr
+
+    # As if the process had died after epoch 1: the same command resumes and trains epoch 2 only.
+    shutil.rmtree(workdir / "checkpoints" / "2")
+    (workdir / "metrics.json").unlink()
+    second = _cli(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from epoch 1" in second.stdout
     metrics = check_run_dir(workdir, trained=True)
