@@ -378,6 +378,7 @@ def load_run(run_dir: str | os.PathLike, name: str | None = None) -> dict[str, A
     if not config and not hparams and history_source != "events" and _event_files(path):
         hparams = read_events(path)[1]
     flat_config = flatten_config(config) if config else dict(hparams)
+    _learn_plugin_directions(flat_config)
 
     metrics_path = os.path.join(path, "metrics.json")
     complete = os.path.exists(metrics_path)
@@ -522,6 +523,27 @@ def _name_tokens(metric: str) -> list[str]:
     return [t for t in re.split(r"[^a-z0-9]+", last) if t]
 
 
+# Directions of plug-in metrics (``hybridrec.metrics.Metric.higher_is_better``), by reported
+# name, learnt from the ``eval.metrics`` of the runs loaded.
+_PLUGIN_DIRECTIONS: dict[str, str] = {}
+
+
+def _learn_plugin_directions(flat_config: Mapping[str, Any]) -> None:
+    from hybridrec import metrics as metrics_lib
+
+    names = flat_config.get("eval.metrics") or ()
+    if isinstance(names, str):
+        names = (names,)
+    for name in names:
+        if not isinstance(name, str) or name in metrics_lib.RANKING_METRICS or name == "coverage":
+            continue
+        try:
+            metric = metrics_lib.resolve_metric(name)
+        except Exception:  # noqa: BLE001 - a plug-in not importable here: direction unknown
+            continue
+        _PLUGIN_DIRECTIONS[metric.name] = "max" if metric.higher_is_better else "min"
+
+
 def metric_direction(metric: str) -> str | None:
     """``"max"`` when higher is better, ``"min"`` when lower is, None when unknown.
 
@@ -530,6 +552,9 @@ def metric_direction(metric: str) -> str | None:
     times (``time``, ``*_s``, ``compile``) and memory are ``"min"``; counters and settings
     (``epochs``, ``lr_scale``, ``num_users_evaluated``) are None.
     """
+    plugin = re.sub(r"@\d+$", "", metric.rsplit("/", 1)[-1])
+    if plugin in _PLUGIN_DIRECTIONS:
+        return _PLUGIN_DIRECTIONS[plugin]
     tokens = _name_tokens(metric)
     if "per" in tokens[:-1]:
         return "max"  # a rate: samples_per_s

@@ -77,7 +77,6 @@ import numpy as np
 
 from hybridrec.data.interactions import Interactions
 from hybridrec.metrics import (
-    RANKING_METRICS,
     check_metric_names,
     metrics_from_stats,
     ranking_stats,
@@ -302,7 +301,7 @@ def _kernel(
     Both map over chunks of ``chunk_size`` users so that each chunk's scores stay in cache.
     With ``reorder`` the columns are permuted by ``order`` first (the tie order of the lists).
     """
-    ranking = tuple(m for m in metrics if m in RANKING_METRICS)
+    ranking = tuple(m for m in metrics if m != "coverage")  # built-in and plug-in metrics
 
     def one_chunk(params, inputs, relevant, exclude, mask, popularity, order):
         if score_fn is None:
@@ -573,7 +572,8 @@ def evaluate(
         cold-start segments and item popularity.
       exclude: more interactions to filter out (e.g. validation when testing).
       ks: cut-offs for the ``@k`` metrics.
-      metrics: names from ``DEFAULT_METRICS`` (ranking metrics plus ``coverage``);
+      metrics: names from ``DEFAULT_METRICS`` (ranking metrics plus ``coverage``), or plug-in
+        metrics by registered name or dotted path (``hybridrec.metrics.Metric``);
         ``popularity`` is skipped when there is neither ``train`` nor ``item_popularity``.
       mode: ``"filtered"``, ``"collie"`` or ``"both"`` (see the module docstring).
       split_name: prefix of every metric name.

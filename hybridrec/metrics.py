@@ -96,10 +96,11 @@ only where the list's last tie group goes on past its end.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -119,6 +120,103 @@ Ties = Literal["expected", "index"]
 
 class MetricsError(ValueError):
     """Raised for malformed metric inputs (shapes, unknown metric names, bad ``k``)."""
+
+
+# --------------------------------------------------------------------------- your own metrics
+class TopK(NamedTuple):
+    """What a metric plug-in reads: one batch of users' top-k lists.
+
+    Attributes:
+      relevance: (B, k) float32, the probability that position ``j`` (0-based) of the list holds
+        a relevant item. Under ``ties="expected"`` a position inside a tie group of ``g``
+        candidates holding ``p`` relevant ones has ``p / g``; under ``ties="index"`` it is 0 or 1.
+      num_relevant: (B,) int32 ``n``, the user's relevant items (0 for padding rows).
+      num_candidates: (B,) int32 ``|C|``, the items the user's ranking ran over.
+      items: (B, k) int32 item indices of the list in index tie order, ``-1`` past its end
+        (a list is shorter than ``k`` when fewer candidates exist; its missing positions have
+        relevance 0).
+      k: the cut-off.
+    """
+
+    relevance: jax.Array
+    num_relevant: jax.Array
+    num_candidates: jax.Array
+    items: jax.Array
+    k: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A per-user ranking metric of the top-k list, written by a researcher.
+
+    ``fn(top: TopK) -> (B,)`` must be a pure JAX function (it runs inside the jitted evaluation);
+    the evaluation reports it as ``{name}@{k}`` for every cut-off, averaged over users, with
+    per-user values (for confidence intervals and paired tests) like the built-in metrics.
+
+    Ties: a metric that is linear in the per-position relevance indicators (DCG with another
+    discount, precision-like counts, rank-biased precision) gets its exact expectation over tie
+    orders from ``relevance``, like the built-in metrics. For any other function, ``relevance``
+    holds the marginals only; evaluate with ``tie_break="random"`` (or ``"index"``) to score one
+    definite list instead.
+
+    Name one in a config by a dotted path to an instance or to a plain function
+    (``config.eval.metrics = ("ndcg", "auc", "my_pkg.metrics.rbp")``), or ``register`` it.
+
+    Attributes:
+      name: the reported name (``rbp`` -> ``val/rbp@10``).
+      fn: ``TopK -> (B,) float``.
+      higher_is_better: its direction, for ``experiments.compare`` and early stopping.
+    """
+
+    name: str
+    fn: Callable[[TopK], jax.Array]
+    higher_is_better: bool = True
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register(metric: Metric | Callable[[TopK], jax.Array], name: str | None = None) -> Metric:
+    """Makes ``metric`` (a ``Metric`` or a plain ``TopK -> (B,)`` function) known by its name."""
+    metric = _as_metric(metric, name)
+    if metric.name in RANKING_METRICS or metric.name == "coverage":
+        raise MetricsError(f"metric name {metric.name!r} is a built-in metric's")
+    _REGISTRY[metric.name] = metric
+    return metric
+
+
+def _as_metric(obj: Any, name: str | None) -> Metric:
+    if isinstance(obj, Metric):
+        return obj if name is None else dataclasses.replace(obj, name=name)
+    if callable(obj):
+        return Metric(name=name or getattr(obj, "__name__", "metric"), fn=obj)
+    raise MetricsError(f"a metric must be a hybridrec.metrics.Metric or a function, got {obj!r}")
+
+
+def resolve_metric(name: str) -> Metric:
+    """The plug-in metric ``name`` names: a registered name or a dotted path.
+
+    Raises:
+      MetricsError: for a name that is neither, listing the metrics that exist.
+    """
+    from hybridrec import plugins  # no import cycle: plugins imports nothing of ours
+
+    obj = plugins.resolve(
+        name,
+        _REGISTRY,
+        what="metric",
+        error=MetricsError,
+        extra_names=(*RANKING_METRICS, "coverage"),
+    )
+    # A function is reported by the last part of its path; a Metric by its own name.
+    return _as_metric(obj, None if isinstance(obj, Metric) else name.rpartition(".")[2])
+
+
+def metric_label(name: str) -> str:
+    """The reported name of metric ``name`` (``"my_pkg.metrics.rbp"`` -> ``"rbp"``)."""
+    if name in RANKING_METRICS or name == "coverage":
+        return name
+    return resolve_metric(name).name
 
 
 # --------------------------------------------------------------------------- top-k
@@ -825,6 +923,13 @@ def mean_popularity_at_k(topk_items: jax.Array, item_popularity: jax.Array, k: i
     return jnp.where(count > 0, pop.sum(-1) / jnp.maximum(count, 1), 0.0)
 
 
+def _slot_relevance(stats: dict[str, jax.Array], k: int, prefix: str = "") -> jax.Array:
+    """(B, k) probability that each position of the top k holds a relevant item (``p / g``)."""
+    size = stats[f"{prefix}tie_size"][:, :k].astype(jnp.float32)
+    rel = stats[f"{prefix}tie_relevant"][:, :k].astype(jnp.float32)
+    return rel / jnp.maximum(size, 1.0)
+
+
 def _expected_at_k(stats: dict[str, jax.Array], k: int, prefix: str = "") -> dict[str, jax.Array]:
     """Expected hits, DCG, AP sum and hit probability of the top k from the list's tie groups.
 
@@ -845,7 +950,7 @@ def _expected_at_k(stats: dict[str, jax.Array], k: int, prefix: str = "") -> dic
     before = stats[f"{prefix}rel_before"][:, :k]
     kk = start.shape[1]
     position = jnp.arange(1, kk + 1, dtype=jnp.int32)
-    prob = rel / jnp.maximum(size, 1.0)  # (B, k)
+    prob = _slot_relevance(stats, k, prefix)  # (B, k)
     slot = (position - start).astype(jnp.float32)  # 0-based slot in the group
     ap_terms = prob * (
         before.astype(jnp.float32) + 1.0 + slot * (rel - 1.0) / jnp.maximum(size - 1.0, 1.0)
@@ -880,7 +985,8 @@ def metrics_from_stats(
       stats: the output of ``ranking_stats``.
       ks: cut-offs for the ``@k`` metrics, each ``<= k`` given to ``ranking_stats`` (or any
         value when that ``k`` was clipped to ``N``).
-      metrics: names from ``RANKING_METRICS``; ``auc`` needs ``stats["auc"]``, ``popularity``
+      metrics: names from ``RANKING_METRICS`` or plug-in metrics (``resolve_metric``), reported
+        as ``{Metric.name}@{k}``; ``auc`` needs ``stats["auc"]``, ``popularity``
         needs ``stats["topk_popularity"]`` (``ranking_stats(..., item_popularity=...)``).
 
     Returns:
@@ -915,6 +1021,30 @@ def metrics_from_stats(
                 out[f"popularity@{k}"] = jnp.where(
                     count > 0, pop.sum(-1) / jnp.maximum(count, 1), 0.0
                 )
+            elif name not in RANKING_METRICS:
+                metric = resolve_metric(name)
+                # Always (B, k): a list shorter than k (k beyond the catalogue) is padded with
+                # positions that hold nothing.
+                relevance = _slot_relevance(stats, k)
+                items = stats["topk_items"][:, :k]
+                pad = int(k) - relevance.shape[1]
+                if pad > 0:
+                    relevance = jnp.pad(relevance, ((0, 0), (0, pad)))
+                    items = jnp.pad(items, ((0, 0), (0, pad)), constant_values=-1)
+                top = TopK(
+                    relevance=relevance,
+                    num_relevant=n,
+                    num_candidates=stats["num_candidates"],
+                    items=items,
+                    k=int(k),
+                )
+                value = jnp.asarray(metric.fn(top), jnp.float32)
+                if value.shape != n.shape:
+                    raise MetricsError(
+                        f"metric {name!r} must return one value per user, shape {n.shape}; "
+                        f"got {value.shape}"
+                    )
+                out[f"{metric.name}@{k}"] = value
         if "collie_tie_start" in stats:
             c = _expected_at_k(stats, k, "collie_")
             out[f"collie_map@{k}"] = _ap_from_sum(c["ap_sum"], n, k)
@@ -937,12 +1067,17 @@ def _ap_from_sum(ap_sum: jax.Array, num_relevant: jax.Array, k: int) -> jax.Arra
 
 
 def check_metric_names(metrics: Sequence[str], ks: Sequence[int]) -> None:
-    """Raises ``MetricsError`` for unknown metric names or non-positive cut-offs."""
-    unknown = [m for m in metrics if m not in RANKING_METRICS and m != "coverage"]
-    if unknown:
-        raise MetricsError(
-            f"unknown metric(s) {unknown}; choose from {list(RANKING_METRICS) + ['coverage']}"
-        )
+    """Raises ``MetricsError`` for unknown metric names or non-positive cut-offs.
+
+    A name that is not built in must resolve to a plug-in (``resolve_metric``), and two metrics
+    may not report under the same name.
+    """
+    labels: dict[str, str] = {}
+    for m in metrics:
+        label = metric_label(m)  # raises for an unknown name, listing the known ones
+        if label in labels and labels[label] != m:
+            raise MetricsError(f"metrics {labels[label]!r} and {m!r} both report as {label!r}")
+        labels[label] = m
     bad = [k for k in ks if not isinstance(k, (int, np.integer)) or k < 1]
     if bad or not len(ks):
         raise MetricsError(f"ks must be a non-empty list of positive ints, got {list(ks)}")
@@ -972,7 +1107,7 @@ def ranking_metrics(
       relevant: (B, R) int relevant items, padded with ``-1``.
       exclude: (B, E) int items removed from the ranking, padded with ``-1``, or None.
       ks: cut-offs.
-      metrics: names from ``RANKING_METRICS``.
+      metrics: names from ``RANKING_METRICS`` or plug-in metrics (``Metric``).
       candidate_mask: (N,) bool items allowed in the ranking, or None.
       collie: also return ``collie_map@k``, ``collie_mrr``, ``collie_auc``.
       collie_sigmoid: see ``ranking_stats``.

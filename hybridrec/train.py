@@ -56,6 +56,7 @@ from hybridrec.experiment import (
     save_model_description,
 )
 from hybridrec.logging import MetricWriter, flatten_config, write_plot_images
+from hybridrec.metrics import MetricsError, check_metric_names
 from hybridrec.optim import OptimizerConfigError, ReduceOnPlateau
 
 
@@ -198,6 +199,13 @@ def _train_and_evaluate(
     config, workdir, fresh, input_sha256, ckpt, writer, start_time, interrupt
 ) -> dict[str, float]:
     resume_epoch = ckpt.latest_step() or 0
+    ec = config.eval
+    if ec.get("metrics"):
+        # A misspelt or missing plug-in metric fails now, not after the first epoch.
+        try:
+            check_metric_names(tuple(ec.metrics), tuple(ec.ks))
+        except MetricsError as err:
+            raise ValueError(f"config.eval.metrics: {err}") from None
 
     # ---- data, features and provenance
     data = prepare_data(config)
