@@ -28,10 +28,19 @@ logging.getLogger("absl").addFilter(_quiet_orbax)
 
 
 def _arrays(state: Any) -> Any:
-    # Orbax stores arrays; Python and numpy scalars become 0-d arrays.
-    return jax.tree.map(
-        lambda x: np.asarray(x) if isinstance(x, (int, float, np.generic)) else x, state
-    )
+    # Orbax stores arrays; Python and numpy scalars become 0-d arrays. With several processes,
+    # an array that lives on one local device (a scalar the host set, e.g. the learning-rate
+    # scale) is the same on every process: orbax takes it as numpy, written once.
+    several = jax.process_count() > 1
+
+    def leaf(x):
+        if isinstance(x, (int, float, np.generic)):
+            return np.asarray(x)
+        if several and isinstance(x, jax.Array) and x.is_fully_addressable:
+            return np.asarray(x)
+        return x
+
+    return jax.tree.map(leaf, state)
 
 
 def _placed(target: Any) -> Any:

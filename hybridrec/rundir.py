@@ -69,7 +69,9 @@ def config_diff(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
             continue
         va, vb = a.get(key, missing), b.get(key, missing)
         # JSON turns tuples into lists; compare as JSON would store them.
-        if json.dumps(va, default=str, sort_keys=True) != json.dumps(vb, default=str, sort_keys=True):
+        if json.dumps(va, default=str, sort_keys=True) != json.dumps(
+            vb, default=str, sort_keys=True
+        ):
             out[key] = (
                 "<absent>" if va is missing else va,
                 "<absent>" if vb is missing else vb,
@@ -292,6 +294,7 @@ def record_provenance(
             "platform": devices[0].platform,
             "kind": devices[0].device_kind,
             "count": len(devices),
+            "processes": jax.process_count(),
         },
         "host": platform.node(),
         "input_sha256": hashes,
@@ -311,7 +314,8 @@ def summary(record: Mapping[str, Any]) -> str:
     lines = [
         "data   "
         + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in counts.items()),
-        f"device {device['count']} x {device['kind']} ({device['platform']})",
+        f"device {device['count']} x {device['kind']} ({device['platform']})"
+        + (f", {device['processes']} processes" if device.get("processes", 1) > 1 else ""),
         "stack  "
         + ", ".join(f"{k} {versions[k]}" for k in ("jax", "flax", "optax") if k in versions)
         + f"; hybridrec {record.get('git_revision') or versions.get('hybridrec', '?')}",

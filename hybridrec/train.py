@@ -22,8 +22,10 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -108,11 +110,17 @@ def run_experiment(
     """``train_and_evaluate`` that also returns the run directory it used (see there)."""
     start_time = time.time()
     enable_compilation_cache()
+    if (config.get("mesh") or {}).get("distributed"):
+        sharding.initialize_distributed()
+    if not sharding.is_primary():
+        return _run_other_process(config, start_time=start_time)
     # ---- workdir: compared with the stored run before anything is written
     workdir, fresh = rundir.open_run(workdir, config.to_dict(), new_run=new_run)
     # A resume on changed input files is refused here, before the run is marked running.
     input_sha256 = rundir.check_inputs(workdir, config.data.to_dict(), fresh=fresh)
     rundir.set_status(workdir, "running")
+    if jax.process_count() > 1:
+        sharding.share_run_dir(workdir, fresh)  # the other processes wait for it
     ckpt = writer = None
     interrupt = _DeferredInterrupt()
     try:
@@ -136,6 +144,30 @@ def run_experiment(
         if ckpt is not None:
             ckpt.close()
     rundir.set_status(workdir, "completed")
+    return Run(workdir=workdir, metrics=metrics)
+
+
+def _run_other_process(config: ml_collections.ConfigDict, *, start_time: float) -> Run:
+    """Process 1, 2, ... of a multi-process run: trains in lockstep, writes nothing of the run.
+
+    Process 0 opens (or resumes) the run directory and tells the others where it is; every
+    process then loads the same data and runs the same steps on its share of the devices.
+    Orbax writes the checkpoints from all processes together (each its own shards); logs,
+    metrics and every other file of the run are process 0's, so the others write theirs to a
+    scratch directory that is removed at the end.
+    """
+    workdir, fresh = sharding.share_run_dir()
+    scratch = tempfile.mkdtemp(prefix=f"hybridrec-process{jax.process_index()}-")
+    ckpt = Checkpointer(workdir, max_to_keep=config.checkpoint.max_to_keep)
+    writer = MetricWriter(scratch)
+    try:
+        metrics = _train_and_evaluate(
+            config, scratch, fresh, {}, ckpt, writer, start_time, _DeferredInterrupt()
+        )
+    finally:
+        writer.close()
+        ckpt.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return Run(workdir=workdir, metrics=metrics)
 
 
@@ -437,6 +469,8 @@ def _train_and_evaluate(
 
     def run_eval(params, split_name: str) -> dict[str, float]:
         test = data.eval_splits[split_name]
+        # Several processes: every process scores with the whole (replicated) tables.
+        params = placement.gather(params)
         if loss_kind == "pointwise_rating" or ec.get("ratings"):
             return evaluation.evaluate_ratings(
                 lambda u, i: score_pairs(params, rest, user_table, item_table, u, i),
@@ -584,7 +618,9 @@ def _train_and_evaluate(
     if per_user:
         np.savez(os.path.join(workdir, "per_user.npz"), **per_user)
     if config.get("plots", True):
-        _write_plots(workdir, graphdef, params, rest, item_table, data, pair_curves)
+        _write_plots(
+            workdir, graphdef, placement.gather(params), rest, item_table, data, pair_curves
+        )
         # The same pictures in TensorBoard's Images tab.
         write_plot_images(writer, os.path.join(workdir, "plots"), epochs_done)
     test_scalars = {k: v for k, v in final.items() if k.startswith("test/")}
