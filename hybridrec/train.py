@@ -614,7 +614,7 @@ def _train_and_evaluate(
     final["train/compile_s"] = compile_s
     final["wall_time_s"] = time.time() - start_time
     if loss_kind != "pointwise_rating" and not ec.get("ratings"):
-        final.update(_reference_metrics(config, data))
+        final.update(_reference_metrics(config, data, exclusions_for))
     if per_user:
         np.savez(os.path.join(workdir, "per_user.npz"), **per_user)
     if config.get("plots", True):
@@ -719,8 +719,14 @@ def _fit_baseline(
     return final
 
 
-def _evaluate_baseline(baseline, data: ExperimentData, ec) -> tuple[dict, dict]:
-    """Metrics and per-user values of a fitted baseline on every evaluation split."""
+def _evaluate_baseline(
+    baseline, data: ExperimentData, ec, exclusions: Mapping[str, Any] | None = None
+) -> tuple[dict, dict]:
+    """Metrics and per-user values of a fitted baseline on every evaluation split.
+
+    ``exclusions``: per split, ``evaluation.build_exclusions`` made already (the trainer's), so
+    that millions of training pairs are not sorted again for the reference baselines.
+    """
     exclude: list[Interactions] = []
     metrics: dict[str, float] = {}
     per_user: dict[str, np.ndarray] = {}
@@ -737,6 +743,7 @@ def _evaluate_baseline(baseline, data: ExperimentData, ec) -> tuple[dict, dict]:
             segments=tuple(ec.get("segments") or ()),
             batch_size=int(ec.batch_size),
             candidates=eval_candidates(ec.get("candidates"), data.train),
+            exclusions=(exclusions or {}).get(split_name),
         )
         metrics.update(result.metrics)
         exclude.append(test)
@@ -746,7 +753,9 @@ def _evaluate_baseline(baseline, data: ExperimentData, ec) -> tuple[dict, dict]:
     return metrics, per_user
 
 
-def _reference_metrics(config, data: ExperimentData) -> dict[str, float]:
+def _reference_metrics(
+    config, data: ExperimentData, exclusions: Mapping[str, Any] | None = None
+) -> dict[str, float]:
     """``popularity/<split>/<metric>``: the baselines named in ``config.eval.reference``,
     evaluated on the same splits, so every run shows what it must beat."""
     from hybridrec.models.baselines import get_baseline
@@ -754,7 +763,7 @@ def _reference_metrics(config, data: ExperimentData) -> dict[str, float]:
     out = {}
     for name in config.eval.get("reference") or ():
         baseline = get_baseline(name).fit(data.train)
-        metrics, _ = _evaluate_baseline(baseline, data, config.eval)
+        metrics, _ = _evaluate_baseline(baseline, data, config.eval, exclusions)
         out.update({f"{name}/{k}": v for k, v in metrics.items() if "num_users" not in k})
     return out
 

@@ -470,3 +470,21 @@ def test_split_from_column_reports_or_refuses_users_and_items_unseen_in_training
         warnings.simplefilter("error")
         warm = split_from_column(data, np.array(["train", "test", "train", "train", "train"]))
     assert warm.cold_users is None and warm.cold_items is None
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+def test_pairs_match_a_brute_force_first_occurrence_numbering(repeats):
+    # With no repeated pair every row is its own pair (the fast path); with repeats, pairs are
+    # numbered by their first row.
+    from hybridrec.data.splits import _pairs
+
+    rng = np.random.default_rng(3)
+    keys = rng.choice(30 * 20, size=200, replace=repeats)
+    data = Interactions.from_arrays(keys // 20, keys % 20, num_users=30, num_items=20)
+    pair_rows, row_to_pair = _pairs(data)
+    first: dict[int, int] = {}
+    for key in keys.tolist():
+        first.setdefault(key, len(first))
+    assert (len(pair_rows) < len(keys)) == repeats
+    np.testing.assert_array_equal(row_to_pair, [first[k] for k in keys.tolist()])
+    np.testing.assert_array_equal(keys[pair_rows], list(first))

@@ -262,10 +262,16 @@ def _report_duplicates(
     kept as they are, both rows count in training and evaluation.
     """
     key = inter.user_ids.astype(np.int64) * max(inter.num_items, 1) + inter.item_ids
-    repeated = pd.Series(key).duplicated(keep=False).to_numpy()
-    info["num_duplicate_pairs"] = int(len(np.unique(key[repeated])))
-    if not repeated.any():
+    # Sorting the keys (values, not an argsort) takes about a second for 50M rows, a tenth of a
+    # hash-based pandas ``duplicated``; the rows of repeated pairs are looked up only if any.
+    sorted_keys = np.sort(key)
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    repeated_keys = np.unique(sorted_keys[1:][same])
+    del sorted_keys, same
+    info["num_duplicate_pairs"] = len(repeated_keys)
+    if not len(repeated_keys):
         return
+    repeated = np.isin(key, repeated_keys)
     conflicting = 0
     if inter.ratings is not None:
         frame = pd.DataFrame({"key": key[repeated], "r": inter.ratings[repeated]})
