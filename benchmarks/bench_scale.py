@@ -40,10 +40,10 @@ own evaluation, as a user of the trainer would see it.
     python benchmarks/bench_scale.py --shape medium --systems hybridrec \
         --override '{"optimizer.embeddings.sparse": true}' --json-out results.json
 
-The large shape needs more than this 2-core machine should give it: generating its 50M pairs
-took 49 s here (sorting for distinct pairs), and hybridrec's row-sparse run had not finished its
-first epoch 7.5 minutes later (1.8 min of loading, splitting, entity export and a first
-evaluation before it; 4.3 GB resident).
+The large shape is slow on a 2-core machine: ``--shape large --epochs 1 --systems
+hybridrec,lightfm`` took 7.6 minutes on 2 busy cores (2026-12-04): data 24 s; hybridrec one
+epoch 203 s (0.25M positives/s, row-wise Adagrad), 73 s outside it, 9.3 GB peak, NDCG@10 0.058;
+LightFM WARP 129 s (0.39M/s), 4.4 GB, NDCG@10 0.066.
 
 Peers: ``pip install -r benchmarks/requirements-peers.txt`` (see the notes at its top).
 """
@@ -224,7 +224,8 @@ def run_hybridrec(args: argparse.Namespace, info: dict) -> dict:
         target = config
         for part in section.split("."):
             target = target[part]
-        target[name] = value
+        with target.ignore_type():  # e.g. optimizer.embeddings.sparse: a name, not a bool
+            target[name] = value
     # Evals: once, after the last epoch (the plateau schedule would need one per epoch).
     config.optimizer.plateau = None
     config.eval.every_epochs = args.epochs
@@ -247,8 +248,19 @@ def run_hybridrec(args: argparse.Namespace, info: dict) -> dict:
         ndcg_at_10=metrics.get("val/ndcg@10"),
         recall_at_10=metrics.get("val/recall@10"),
         config=f"mf.py, dim {DIM}, {config.train.num_negatives} {config.train.sampler} negatives, "
-        f"batch {config.train.batch_size}, embeddings {config.optimizer.embeddings.name}",
+        f"batch {config.train.batch_size}, embeddings {_embeddings_optimizer(config, info)}",
     )
+
+
+def _embeddings_optimizer(config, info: dict) -> str:
+    """What ``hybridrec.optim.build`` gives the ID tables at this shape, in words."""
+    spec = config.optimizer.embeddings
+    large = max(info["num_users"], info["num_items"]) >= (spec.get("sparse_above_rows") or 2**63)
+    if large and spec.get("large_tables"):
+        spec = spec.large_tables
+        return f"{spec.get('sparse') or spec.name} lr {spec.learning_rate} (large tables)"
+    sparse = spec.get("sparse") or large
+    return f"{spec.name}{' (row-sparse)' if sparse else ''} lr {spec.learning_rate}"
 
 
 def run_lightfm(args: argparse.Namespace, info: dict) -> dict:

@@ -131,6 +131,7 @@ def make_group_optimizer(
     )
     weight_decay = float(spec.pop("weight_decay", 0.0))
     spec.pop("sparse_above_rows", None)  # read by build(), which chose this dense optimizer
+    spec.pop("large_tables", None)
     if spec.pop("sparse", False):
         raise OptimizerConfigError(
             f"optimizer.{group}.sparse is set: build with hybridrec.optim.build, not build_optimizer"
@@ -292,6 +293,8 @@ def build_optimizer(config: Mapping[str, Any], params: nnx.State, total_steps: i
 
 # Dense optimizer name -> its row-sparse counterpart (for ``sparse=True``).
 _SPARSE_OF = {"sgd": "sgd", "adagrad": "adagrad", "adam": "lazy_adam", "adamw": "lazy_adam"}
+# Other (name, sparse) pairs that agree: row-wise Adagrad is a kind of Adagrad.
+_ALSO_SPARSE = {("adagrad", "rowwise_adagrad")}
 
 
 def sparse_enabled(config: Mapping[str, Any]) -> bool:
@@ -304,14 +307,17 @@ def row_optimizer_from_config(spec: Mapping[str, Any]) -> sparse.RowOptimizer:
     """The row-sparse optimizer of an ``optimizer.embeddings`` section.
 
     ``sparse`` is True (the counterpart of ``name``: sgd -> sgd, adagrad -> adagrad,
-    adam/adamw -> lazy_adam; what the shipped configs and the command line set) or, from Python,
-    one of ``"sgd"``, ``"adagrad"``, ``"lazy_adam"``. Other keys: ``name``, ``learning_rate``,
-    ``schedule``, ``weight_decay`` and the algorithm's options (adagrad:
-    ``initial_accumulator_value``, ``eps``; lazy_adam: ``b1``, ``b2``, ``eps``).
+    adam/adamw -> lazy_adam) or one of ``"sgd"``, ``"adagrad"``, ``"rowwise_adagrad"``,
+    ``"lazy_adam"``. Other keys: ``name``, ``learning_rate``, ``schedule``, ``weight_decay`` and
+    the algorithm's options (adagrad: ``initial_accumulator_value``, ``eps``,
+    ``sum_duplicates``; rowwise_adagrad: ``initial_accumulator_value``, ``eps``; lazy_adam:
+    ``b1``, ``b2``, ``eps``).
     """
     spec = dict(spec)
-    choice = spec.pop("sparse") or True  # False with sparse_above_rows reached: the counterpart
+    # False (or absent) with sparse_above_rows reached: the counterpart of name.
+    choice = spec.pop("sparse", None) or True
     spec.pop("sparse_above_rows", None)
+    spec.pop("large_tables", None)
     name = spec.pop("name", None)
     for key in ("learning_rate", "schedule"):
         spec.pop(key, None)
@@ -327,22 +333,28 @@ def row_optimizer_from_config(spec: Mapping[str, Any]) -> sparse.RowOptimizer:
             f"optimizer.embeddings.sparse={choice!r}; choose one of "
             f"{', '.join(sparse.SPARSE_OPTIMIZERS)} or True"
         )
-    if name is not None and _SPARSE_OF.get(name) != choice:
+    if name is not None and _SPARSE_OF.get(name) != choice and (name, choice) not in _ALSO_SPARSE:
         raise OptimizerConfigError(
             f"optimizer.embeddings: name={name!r} contradicts sparse={choice!r} (the row-sparse "
             f"counterpart of {name!r} is {_SPARSE_OF.get(name)!r})"
         )
     if choice == "lazy_adam":
         spec["decoupled"] = name == "adamw"
-    factory = {"sgd": sparse.sgd, "adagrad": sparse.adagrad, "lazy_adam": sparse.lazy_adam}[choice]
+    factory = {
+        "sgd": sparse.sgd,
+        "adagrad": sparse.adagrad,
+        "rowwise_adagrad": sparse.rowwise_adagrad,
+        "lazy_adam": sparse.lazy_adam,
+    }[choice]
     try:
-        return factory(**{k: float(v) if k != "decoupled" else v for k, v in spec.items()})
+        return factory(**{k: v if isinstance(v, bool) else float(v) for k, v in spec.items()})
     except ValueError as err:
         raise OptimizerConfigError(f"optimizer.embeddings: bad value: {err}") from None
     except TypeError:
         allowed = {
             "sgd": ["weight_decay"],
-            "adagrad": ["initial_accumulator_value", "eps", "weight_decay"],
+            "adagrad": ["initial_accumulator_value", "eps", "weight_decay", "sum_duplicates"],
+            "rowwise_adagrad": ["initial_accumulator_value", "eps", "weight_decay"],
             "lazy_adam": ["b1", "b2", "eps", "weight_decay"],
         }[choice]
         unknown = sorted(set(spec) - set(allowed) - {"decoupled"})
@@ -529,16 +541,37 @@ def build(config: Mapping[str, Any], params: nnx.State, total_steps: int) -> Gra
     Args:
       config: the ``optimizer`` section (see ``build_optimizer``); with ``embeddings.sparse``
         true, or an ``Embedding`` table of at least ``embeddings.sparse_above_rows`` rows,
-        ``Embedding`` tables get row-sparse updates (``build_row_sparse``).
+        ``Embedding`` tables get row-sparse updates (``build_row_sparse``); in the second case
+        by ``embeddings.large_tables`` when it is set (``large_tables_spec``).
       params: the model's ``nnx.Param`` state (``nnx.split(model, nnx.Param, ...)[1]``).
       total_steps: number of optimizer steps in the run (for schedules).
 
     Returns:
       An ``Optimizer`` or a ``RowSparseOptimizer``; both are ``GradientOptimizer``s.
     """
+    if _large_tables(config, params) and large_tables_spec(config) is not None:
+        config = dict(config, embeddings=large_tables_spec(config))
     if sparse_enabled(config) or _large_tables(config, params):
         return build_row_sparse(config, params, total_steps)
     return build_optimizer(config, params, total_steps)
+
+
+def large_tables_spec(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``embeddings.large_tables``: the embeddings' optimizer once a table is large, or None.
+
+    A full ``embeddings`` section of its own (``name``, ``learning_rate``, ``sparse`` - True by
+    default -, options), used instead of ``embeddings`` when a table has ``sparse_above_rows``
+    rows; None keeps ``embeddings`` there too, with its row-sparse counterpart. It lets a config
+    tuned on small tables (Adam, dense) pick what trains large tables fast and well: row-wise
+    Adagrad (``hybridrec.sparse.RowwiseAdagrad``) in ``experiments/configs/base.py``.
+    """
+    spec = (config.get("embeddings") or {}).get("large_tables")
+    if not spec:
+        return None
+    spec = dict(spec)
+    spec.setdefault("sparse", True)
+    spec["sparse_above_rows"] = config["embeddings"].get("sparse_above_rows")
+    return spec
 
 
 def largest_table_rows(params: nnx.State) -> int:
@@ -556,7 +589,8 @@ def _large_tables(config: Mapping[str, Any], params: nnx.State) -> bool:
 
     Fast by default at every size: a dense optimizer touches every row of every table each step
     (at 100k users x 20k items, dense Adam ran ~20 ms a step against ~8 ms for lazy Adam, which
-    also reached a higher NDCG@10 after 2 epochs: 0.087 vs 0.065, benchmarks/bench_scale.py),
+    also reached a higher NDCG@10 after 2 epochs: 0.087 vs 0.065, benchmarks/bench_scale.py;
+    row-wise Adagrad, base.py's ``large_tables``, then ran faster still and reached 0.113),
     while on MovieLens-sized tables the dense update is the faster one.
     """
     spec = config.get("embeddings") or {}

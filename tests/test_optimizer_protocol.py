@@ -214,3 +214,31 @@ def test_row_sparse_updates_are_chosen_by_table_size():
     assert isinstance(optim.build(config, params(100), 10), optim.RowSparseOptimizer)
     config["embeddings"]["sparse_above_rows"] = None
     assert isinstance(optim.build(config, params(10_000), 10), optim.Optimizer)
+
+
+def test_large_tables_get_their_own_optimizer():
+    """``embeddings.large_tables``: the optimizer of tables from ``sparse_above_rows`` rows on."""
+    from flax import nnx
+
+    from experiments.configs import base
+    from hybridrec import models, optim, sparse
+
+    def params(num_users):
+        model = models.build(
+            "mf", context=dict(num_users=num_users, num_items=10, rngs=nnx.Rngs(0)), embedding_dim=4
+        )
+        return nnx.split(model, nnx.Param, ...)[1]
+
+    config = base.get_config().optimizer.to_dict()
+    config["embeddings"]["sparse_above_rows"] = 100
+    small = optim.build(config, params(99), 10)
+    assert isinstance(small, optim.Optimizer)  # MovieLens-sized tables: dense Adam as configured
+    large = optim.build(config, params(100), 10)
+    assert isinstance(large.rows, sparse.RowwiseAdagrad)
+    assert float(large.schedule(0)) == config["embeddings"]["large_tables"]["learning_rate"]
+    # Without large_tables, large tables get the row-sparse counterpart of name (lazy Adam).
+    config["embeddings"]["large_tables"] = None
+    assert isinstance(optim.build(config, params(100), 10).rows, sparse.LazyAdam)
+    # sparse=True on small tables still means the counterpart of name.
+    config["embeddings"]["sparse"] = True
+    assert isinstance(optim.build(config, params(99), 10).rows, sparse.LazyAdam)

@@ -295,6 +295,82 @@ def test_lazy_adam_equals_optax_adam_when_every_row_is_touched():
     np.testing.assert_allclose(t_lazy, t_dense, rtol=1e-5, atol=1e-6)
 
 
+def _numpy_per_occurrence(table, acc, batches, lr, eps, rowwise):
+    """Reference for the Adagrads without deduplication: every occurrence adds its own square
+    (its mean square with ``rowwise``), then each row moves by its summed gradient over the
+    root of its accumulator."""
+    table, acc = table.copy(), acc.copy()
+    for ids, grads in batches:
+        summed = {}
+        for i, g in zip(ids, grads):
+            acc[i] += np.mean(g * g) if rowwise else g * g
+            summed[i] = summed.get(i, 0.0) + g
+        for i, g in summed.items():
+            table[i] -= lr * g / np.sqrt(acc[i] + eps)
+    return table, acc
+
+
+@pytest.mark.parametrize(
+    "rowwise", [True, False], ids=["rowwise_adagrad", "adagrad-per-occurrence"]
+)
+def test_adagrads_without_deduplication_match_numpy_reference(rowwise):
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=(10, 3)).astype(np.float32)
+    batches = [
+        (np.array([4, 1, 4, 4]), rng.normal(size=(4, 3)).astype(np.float32)),
+        (np.array([7, 4]), rng.normal(size=(2, 3)).astype(np.float32)),
+        (np.zeros((0,), int), np.zeros((0, 3), np.float32)),
+        (np.array([-9, 1]), rng.normal(size=(2, 3)).astype(np.float32)),  # -9 is row 1
+    ]
+    opt = sparse.rowwise_adagrad(eps=1e-6) if rowwise else sparse.adagrad(sum_duplicates=False)
+    assert not opt.sums_duplicates
+    update = jax.jit(opt.update)
+    t, state = jnp.asarray(table), opt.init(jnp.asarray(table))
+    assert state.shape == ((10,) if rowwise else (10, 3))
+    for ids, grads in batches:
+        t, state = update(t, state, jnp.asarray(ids), jnp.asarray(grads), 0.1)
+    normalised = [(np.where(ids < 0, ids + 10, ids), g) for ids, g in batches]
+    initial = np.zeros(10 if rowwise else (10, 3), np.float32) + (0.0 if rowwise else 0.1)
+    expected, acc = _numpy_per_occurrence(
+        table, initial, normalised, 0.1, 1e-6 if rowwise else 1e-7, rowwise
+    )
+    np.testing.assert_allclose(t, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state, acc, rtol=1e-5, atol=1e-7)
+    untouched = [0, 2, 3, 5, 6, 8, 9]
+    np.testing.assert_array_equal(np.asarray(t)[untouched], table[untouched])
+
+
+def test_rowwise_adagrad_with_weight_decay_sums_duplicates_first():
+    # With weight decay each row is decayed once, so duplicates are summed first: the
+    # accumulator then holds the mean square of the (decayed) summed gradient.
+    table = jnp.asarray([[1.0, 2.0], [3.0, -1.0]])
+    opt = sparse.rowwise_adagrad(weight_decay=0.5, eps=0.0)
+    assert opt.sums_duplicates
+    grads = jnp.asarray([[1.0, 0.0], [1.0, 2.0], [0.0, 1.0]])
+    t, acc = opt.update(table, opt.init(table), jnp.asarray([0, 0, 1]), grads, 0.1)
+    g0 = np.array([2.0, 2.0]) + 0.5 * np.array([1.0, 2.0])
+    g1 = np.array([0.0, 1.0]) + 0.5 * np.array([3.0, -1.0])
+    np.testing.assert_allclose(acc, [np.mean(g0**2), np.mean(g1**2)], rtol=1e-6)
+    np.testing.assert_allclose(t[0], [1.0, 2.0] - 0.1 * g0 / np.sqrt(np.mean(g0**2)), rtol=1e-6)
+    np.testing.assert_allclose(t[1], [3.0, -1.0] - 0.1 * g1 / np.sqrt(np.mean(g1**2)), rtol=1e-6)
+
+
+def test_build_rowwise_adagrad_from_config():
+    params = _split()[1]
+    cfg = _config("adagrad", "rowwise_adagrad", eps=1e-6)
+    opt = optim.build(cfg, params, total_steps=10)
+    assert isinstance(opt.rows, sparse.RowwiseAdagrad) and opt.rows.eps == 1e-6
+    state = opt.init(params)
+    assert state.tables["table"].shape == (NUM_ROWS,)
+    trained, _ = _train(cfg, 2)
+    initial = _split()[1]
+    assert not np.allclose(trained["table"][...], initial["table"][...])
+    per_occurrence = optim.build(
+        _config("adagrad", "adagrad", sum_duplicates=False), params, total_steps=10
+    )
+    assert per_occurrence.rows.sum_duplicates is False
+
+
 def test_build_lazy_adam_with_lr_scale_and_dense_groups():
     # sparse=True with name="adam" picks lazy Adam. Adam's first step is -lr * sign(g) in every
     # coordinate with a non-zero gradient, so a plateau scale of 0.5 shows as steps of 0.15.
@@ -321,7 +397,9 @@ def test_build_lazy_adam_with_lr_scale_and_dense_groups():
         (dict(name="rmsprop", sparse=True), "no row-sparse version"),
         (dict(sparse="lazy_adam", momentum=0.9), r"\['momentum'\] not supported"),
         (dict(sparse="sgd", momentum=0.9), r"\['momentum'\] not supported"),
-        (dict(sparse="adamax"), "choose one of sgd, adagrad, lazy_adam"),
+        (dict(sparse="adamax"), "choose one of sgd, adagrad, rowwise_adagrad, lazy_adam"),
+        (dict(name="adam", sparse="rowwise_adagrad"), "contradicts"),
+        (dict(sparse="rowwise_adagrad", b1=0.9), r"\['b1'\] not supported"),
     ],
 )
 def test_config_errors(embeddings, message):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from hybridrec import Interactions
+from hybridrec.data import sampling
 from hybridrec.data.sampling import (
     NegativeSampler,
     PositiveIndex,
@@ -77,7 +78,11 @@ def _queries(index: PositiveIndex):
     """contains() for every (user, item) and nth_negative() for every rank below NUM_ITEMS."""
     users = jnp.arange(index.num_users, dtype=jnp.int32)
     items = jnp.broadcast_to(jnp.arange(NUM_ITEMS, dtype=jnp.int32), (len(users), NUM_ITEMS))
-    return index.contains(users, items), index.nth_negative(users, items)
+    return (
+        index.contains(users, items),
+        index.contains_by_bisection(users, items),
+        index.nth_negative(users, items),
+    )
 
 
 _SAMPLE = jax.jit(
@@ -85,22 +90,30 @@ _SAMPLE = jax.jit(
 )
 
 
-def _exact_sampler(data: Interactions, dense: bool) -> NegativeSampler:
-    """The exact sampler with the dense rank-to-item table (``dense``) or the CSR bisection."""
+# The exact sampler's paths: the dense rank-to-item table (small data); without it, rejection
+# with the hash table's membership test (the default on large data), rejection limited to one
+# redraw round so that most rows of dense users finish on the rank path, and the rank path
+# alone (binary search over the user's sorted positives).
+EXACT_PATHS = ["dense-table", "rejection", "rejection-1-round", "bisection"]
+_ROUNDS = {"rejection": 16, "rejection-1-round": 1, "bisection": 0}
+
+
+def _exact_sampler(data: Interactions, path: str) -> NegativeSampler:
+    """The exact sampler on one of ``EXACT_PATHS``."""
     sampler = NegativeSampler.from_interactions(data, kind="uniform_exact")
-    if not dense:
+    if path != "dense-table":
         index = PositiveIndex.from_interactions(data, dense_limit_bytes=0)
-        sampler = sampler.replace(positives=index)
-    assert (sampler.positives.negatives is not None) == dense
+        sampler = sampler.replace(positives=index, rejection_rounds=_ROUNDS[path])
+    assert (sampler.positives.negatives is not None) == (path == "dense-table")
     return sampler
 
 
-@pytest.mark.parametrize("dense", [True, False], ids=["dense-table", "bisection"])
+@pytest.mark.parametrize("path", EXACT_PATHS)
 @settings(max_examples=40, deadline=None)
 @given(positives=_csr_cases(), seed=st.integers(0, 2**31 - 1))
-def test_exact_negatives_are_never_positive_and_distinct(dense, positives, seed):
+def test_exact_negatives_are_never_positive_and_distinct(path, positives, seed):
     data = _from_sets(positives, NUM_ITEMS)
-    sampler = _exact_sampler(data, dense)
+    sampler = _exact_sampler(data, path)
     assert sampler.positives.max_positives == CAPACITY and len(data.csr.data) == 91
     user_ids = jnp.tile(jnp.arange(data.num_users, dtype=jnp.int32), 8)
     negatives = np.asarray(_SAMPLE(sampler, jax.random.key(seed), user_ids, K))
@@ -119,12 +132,44 @@ def test_positive_index_queries_match_brute_force(limit, positives):
     data = _from_sets(positives, NUM_ITEMS)
     index = PositiveIndex.from_interactions(data, dense_limit_bytes=limit)
     assert (index.negatives is not None) == (limit > 0)
-    contains, nth = map(np.asarray, _queries(index))
+    contains, bisection, nth = map(np.asarray, _queries(index))
     for u, reference in enumerate(_positive_sets(data)):
         expected = [i in reference for i in range(NUM_ITEMS)]
         np.testing.assert_array_equal(contains[u], expected)
+        np.testing.assert_array_equal(bisection[u], expected)
         allowed = [i for i in range(NUM_ITEMS) if i not in reference]
         np.testing.assert_array_equal(nth[u, : len(allowed)], allowed)
+
+
+@pytest.mark.parametrize(
+    "window, num_items", [(sampling.HASH_WINDOW, 5000), (2, 5000), (1, 5000), (8, 40_000)]
+)
+def test_hash_table_membership_matches_brute_force_on_power_law_data(
+    window, num_items, monkeypatch
+):
+    """Every positive is found and nothing else, also when narrow windows force larger regions
+    (and with int32 slots, for item IDs beyond int16)."""
+    monkeypatch.setattr(sampling, "HASH_WINDOW", window)
+    rng = np.random.default_rng(window)
+    num_users = 300
+    sizes = np.minimum((rng.pareto(1.0, num_users) * 20).astype(int), 4000)
+    positives = [rng.choice(num_items, size, replace=False).tolist() for size in sizes]
+    data = _from_sets(positives, num_items)
+    index = PositiveIndex.from_interactions(data, dense_limit_bytes=0)
+    slots = np.asarray(index.hash_slots)
+    assert slots.dtype == (np.int16 if num_items < 2**15 else np.int32)
+    assert (slots >= 0).sum() == len(np.unique(data.user_ids * num_items + data.item_ids))
+    users = jnp.asarray(np.repeat(np.arange(num_users), 64).astype(np.int32))
+    queries = rng.integers(0, num_items, (len(users), 4)).astype(np.int32)
+    # Half of the queries are positives of their user.
+    for row, u in enumerate(np.asarray(users)):
+        if positives[u]:
+            queries[row, :2] = rng.choice(positives[u], 2)
+    found = np.asarray(jax.jit(PositiveIndex.contains)(index, users, jnp.asarray(queries)))
+    sets = _positive_sets(data)
+    expected = [[q in sets[u] for q in row] for u, row in zip(np.asarray(users), queries)]
+    np.testing.assert_array_equal(found, expected)
+    assert found.any() and not found.all()
 
 
 def _assert_deterministic(sampler, user_ids, k, negatives, key=0):
@@ -134,12 +179,12 @@ def _assert_deterministic(sampler, user_ids, k, negatives, key=0):
     assert not np.array_equal(_SAMPLE(sampler, jax.random.key(key + 100), user_ids, k), negatives)
 
 
-@pytest.mark.parametrize("dense", [True, False], ids=["dense-table", "bisection"])
-def test_exact_sampling_is_uniform_over_allowed_items_and_subsets(dense):
+@pytest.mark.parametrize("path", EXACT_PATHS)
+def test_exact_sampling_is_uniform_over_allowed_items_and_subsets(path):
     num_items = 12
     positives = [[0, 3, 4, 5, 9, 11]]  # allowed: 1, 2, 6, 7, 8, 10
     allowed = [1, 2, 6, 7, 8, 10]
-    sampler = _exact_sampler(_from_sets(positives, num_items), dense)
+    sampler = _exact_sampler(_from_sets(positives, num_items), path)
     draws = 30_000
     user_ids = jnp.zeros(draws, jnp.int32)
     negatives = np.asarray(_SAMPLE(sampler, jax.random.key(0), user_ids, 2))
