@@ -29,9 +29,10 @@ the *cold side's* towers (the other side keeps the config's towers):
 - ``popularity``: the popularity baseline (fitted by the trainer): the same ranking for every
   user, cold or warm, with every cold item below every warm one.
 
-Runs with both an ID tower and metadata towers use ID dropout on the cold side (``--id-dropout``,
-0.3 by default, instead of the config's value): in training, that share of the entities of each
-step lose their ID embedding and bias, so the metadata towers learn to stand in for them.
+Runs with both an ID tower and metadata towers use ID dropout on the cold side (``--id-dropout``;
+by default the config's own value when it is above 0, else 0.3, so that ``all`` is the config's
+model as it is): in training, that share of the entities of each step lose their ID embedding
+and bias, so the metadata towers learn to stand in for them.
 
 Protocol: one split that holds out both a cold and a warm part
 ---------------------------------------------------------------
@@ -346,7 +347,7 @@ def ablation_runs(
     seeds: Sequence[int] = (0, 1, 2),
     split_kinds: Sequence[str] = COLD_SPLITS,
     subsets: Sequence[str] | None = None,
-    id_dropout: float = DEFAULT_ID_DROPOUT,
+    id_dropout: float | None = None,
     split_options: Mapping[str, float] | None = None,
     field_dropout: float = 0.0,
     peer: bool = False,
@@ -360,7 +361,10 @@ def ablation_runs(
       split_kinds: ``"cold_items"`` and/or ``"cold_users"``.
       subsets: subset names to keep (``ids``, ``ids+<tower>``, ``all``, ``metadata``,
         ``popularity``); None for all. ``ids`` is always run (the reference).
-      id_dropout: the cold side's ID dropout in runs with IDs and metadata.
+      id_dropout: the cold side's ID dropout in runs with IDs and metadata; None: the config's
+        own (``model.id_dropout`` for items, ``model.user_id_dropout`` for users) when it is
+        above 0, else ``DEFAULT_ID_DROPOUT`` (so ``all`` on the item-cold split is the config's
+        model as it is).
       split_options: overrides of ``SPLIT_OPTIONS``.
       field_dropout: if > 0, each ``all`` run gets a sibling ``all+fd<rate>`` with that field
         dropout on both sides (``hybridrec.models.hybrid``), on the same split and seed.
@@ -402,6 +406,10 @@ def ablation_runs(
     runs = []
     for kind, available in per_kind.items():
         entity = SPLITS[kind]["entity"]
+        side_dropout = id_dropout
+        if side_dropout is None:
+            own = float(base.model.get("id_dropout" if entity == "item" else "user_id_dropout", 0))
+            side_dropout = own if own > 0 else DEFAULT_ID_DROPOUT
         if subsets is not None:
             available = {n: t for n, t in available.items() if n in subsets or n == REFERENCE}
         for name, subset in available.items():
@@ -415,12 +423,12 @@ def ablation_runs(
                     config.model = ml_collections.ConfigDict(dict(name=POPULARITY))
                     config.features.schema = None
                 else:
-                    _apply_towers(config, entity, copy.deepcopy(subset), id_dropout)
+                    _apply_towers(config, entity, copy.deepcopy(subset), side_dropout)
                 runs.append(dict(split=kind, towers=name, seed=int(seed), config=config))
                 if name == "all" and field_dropout > 0:
                     fd_config = copy.deepcopy(config)
                     _apply_towers(
-                        fd_config, entity, copy.deepcopy(subset), id_dropout, field_dropout
+                        fd_config, entity, copy.deepcopy(subset), side_dropout, field_dropout
                     )
                     runs.append(
                         dict(split=kind, towers=_fd_name("all", field_dropout), seed=int(seed),
@@ -1129,8 +1137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--id-dropout",
         type=float,
-        default=DEFAULT_ID_DROPOUT,
-        help="cold-side ID dropout of ID+metadata runs",
+        default=None,
+        help="cold-side ID dropout of ID+metadata runs (default: the config's own when above 0, "
+        f"else {DEFAULT_ID_DROPOUT})",
     )
     parser.add_argument(
         "--field-dropout",
@@ -1154,7 +1163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     num_seeds = args.seeds if args.seeds is not None else (2 if args.smoke else 3)
     if num_seeds < 1:
         parser.error(f"--seeds must be >= 1, got {num_seeds}")
-    if not 0.0 <= args.id_dropout < 1.0:
+    if args.id_dropout is not None and not 0.0 <= args.id_dropout < 1.0:
         parser.error(f"--id-dropout must be in [0, 1), got {args.id_dropout}")
     if not 0.0 <= args.field_dropout < 1.0:
         parser.error(f"--field-dropout must be in [0, 1), got {args.field_dropout}")
@@ -1193,7 +1202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir,
         hparams={
             "config": args.config,
-            "id_dropout": args.id_dropout,
+            "id_dropout": "config" if args.id_dropout is None else args.id_dropout,
             "field_dropout": args.field_dropout,
         },
         peer_table=peer_table,

@@ -89,11 +89,22 @@ def smoke(
 def untuned_hybrid_training(config: ml_collections.ConfigDict) -> None:
     """The training settings hybrid.py had before its MovieLens tuning, which the configs
     derived from it (beer, item pairs, LightFM-style, two-tower) were measured with: dimension
-    32, the Freebase tower, no history tower, ID dropout 0.1, adaptive hinge over 10 negatives,
+    32, the title and Freebase towers, the year as a number, no feature biases, no history
+    tower, ID dropout 0.1, the pairwise objective with adaptive hinge over 10 negatives,
     20 epochs, a constant learning rate with reduce-on-plateau."""
     config.features.user_history = False
     del config.model.user_towers["history"]
     config.model.id_dropout = 0.1
+    # hybrid.py's item towers and objective before issue 11 (title words, the year as a number,
+    # no feature biases; the pairwise objective alone).
+    config.model.item_towers = dict(
+        id=dict(tower="ids"),
+        genres=dict(tower="categorical", field="genres", pooling="mean"),
+        year=dict(tower="numeric", field="release_year"),
+        title=dict(tower="text", field="title"),
+    )
+    config.train.objective = None
+    del config.train["softmax"]
     config.train.loss = "adaptive_hinge"
     config.model.embedding_dim = 32
     config.model.item_towers.freebase = dict(tower="text", field="freebase")

@@ -81,10 +81,10 @@ def test_tower_subsets_of_the_hybrid_config():
     # ids first, one ids+<tower> per metadata tower (in the config's order), then all, metadata.
     names = list(items)
     assert names[0] == "ids" and names[-2:] == ["all", "metadata"]
-    assert set(names[1:-2]) == {"ids+genres", "ids+year", "ids+title"}
+    assert set(names[1:-2]) == {"ids+genres", "ids+year"}
     assert list(items["ids"]) == ["id"]
-    assert set(items["ids+title"]) == {"id", "title"}
-    assert set(items["metadata"]) == {"genres", "year", "title"}
+    assert set(items["ids+year"]) == {"id", "year"}
+    assert set(items["metadata"]) == {"genres", "year"}
     assert set(items["all"]) == set(config.model.item_towers)
     users = cold_start.tower_subsets(config.model.user_towers)
     assert set(users) == {
@@ -102,9 +102,9 @@ def test_ablation_runs_set_towers_dropout_and_split():
     base = hybrid.get_config()
     runs = cold_start.ablation_runs(base, seeds=(0, 1), id_dropout=0.4)
     by = {(r["split"], r["towers"], r["seed"]): r["config"] for r in runs}
-    # 6 item subsets (ids, 3 x ids+tower, all, metadata) and 7 user subsets (4 metadata towers:
+    # 5 item subsets (ids, 2 x ids+tower, all, metadata) and 7 user subsets (4 metadata towers:
     # age, gender, occupation, history), plus popularity, for each of 2 seeds.
-    assert len(runs) == 2 * (7 + 8)
+    assert len(runs) == 2 * (6 + 8)
     c = by[("cold_items", "ids+genres", 1)]
     assert set(c.model.item_towers) == {"id", "genres"}
     assert list(c.model.user_towers) == list(base.model.user_towers)  # the other side is kept
@@ -124,6 +124,14 @@ def test_ablation_runs_set_towers_dropout_and_split():
     assert base.model.id_dropout == hybrid.get_config().model.id_dropout != 0.4, (
         "the base config must not be modified"
     )
+
+    # Without id_dropout, the cold side keeps the config's own rate (0.3 where it has none).
+    own = {
+        (r["split"], r["towers"]): r["config"] for r in cold_start.ablation_runs(base, seeds=(0,))
+    }
+    assert own[("cold_items", "all")].model.id_dropout == base.model.id_dropout > 0
+    assert base.model.user_id_dropout == 0
+    assert own[("cold_users", "all")].model.user_id_dropout == cold_start.DEFAULT_ID_DROPOUT
 
     subset = cold_start.ablation_runs(base, seeds=(0,), subsets=["all", "ids+age"])
     assert {(r["split"], r["towers"]) for r in subset} == {
@@ -359,7 +367,7 @@ def test_ablation_runs_with_field_dropout_peer_and_warm_rows():
     assert peer.model.item_towers == base.model.item_towers
     only_ids = cold_start.ablation_runs(base, seeds=(0,), subsets=["ids"], peer=True)
     assert [r["towers"] for r in only_ids] == ["ids", "lightfm", "ids"]
-    assert sorted(cold_start._item_fields(peer)) == ["genres", "release_year", "title"]
+    assert sorted(cold_start._item_fields(peer)) == ["genres", "release_year"]
     # The warm rows keep the config's own split; EASE has no features.
     for towers in ("hybrid", "hybrid+fd0.1", "ease", "lightfm"):
         assert by[("standard", towers, 0)].split == base.split
