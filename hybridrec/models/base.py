@@ -9,9 +9,10 @@ methods (see ``hybridrec/models/__init__.py`` for the contract as users see it):
   same code scores B pairs (``u`` and ``v`` with leading dim B) and a B x M grid (``u`` with
   leading dims (B, 1), ``v`` with (1, M)).
 
-``score_pairs`` and ``score_all`` are derived from these once, here. ``FactorisedRecommender``
-specialises the pattern for models whose score is ``<user_repr, item_repr> + biases``: its
-``score_all`` is one matrix product instead of a broadcast.
+``score_pairs``, ``score_grid`` and ``score_all`` are derived from these once, here.
+``FactorisedRecommender`` specialises the pattern for models whose score is ``<user_repr,
+item_repr> + biases``: its ``score_grid`` (and so ``score_all`` and every loss over the whole
+catalogue) is one matrix product instead of a broadcast.
 
 Randomness (ID dropout, dropout) is driven by an explicit ``key`` argument, never by an
 ``nnx.Rngs`` stream mutated in the forward pass: the trainer runs models inside a pure
@@ -264,9 +265,26 @@ class Recommender(nnx.Module):
         """
         u = self.encode_users(users, training=training, key=key)
         v = self.encode_items(items, training=training, key=key)
+        return apply_y_range(self.score_grid(u, v, training=training, key=key), self.y_range)
+
+    def score_grid(self, u: Any, v: Any, *, training: bool = False, key=None) -> jax.Array:
+        """Raw (B, M) scores of every encoded user against every encoded item.
+
+        What a loss over the whole catalogue (a full softmax) needs from the encodings. The
+        default runs ``score_encoded`` on the (B, 1) x (1, M) broadcast; ``FactorisedRecommender``
+        makes it one matrix product.
+
+        Args:
+          u: user encodings (``encode_users``), leading dim B.
+          v: item encodings (``encode_items``), leading dim M.
+          training, key: as in ``score_encoded``.
+
+        Returns:
+          (B, M) float32 scores before ``y_range``.
+        """
         u = jax.tree.map(lambda x: x[:, None], u)  # (B, 1, ...)
         v = jax.tree.map(lambda x: x[None, :], v)  # (1, M, ...)
-        return apply_y_range(self.score_encoded(u, v, training=training, key=key), self.y_range)
+        return self.score_encoded(u, v, training=training, key=key)
 
 
 class FactorisedRecommender(Recommender):
@@ -274,7 +292,7 @@ class FactorisedRecommender(Recommender):
 
     Subclasses implement ``encode_users`` / ``encode_items`` returning ``(repr, bias)`` with
     shapes ((B, D), (B,)). ``user_repr`` / ``item_repr`` expose the vectors for similar-item
-    search and export; ``score_all`` is a single (B, D) x (D, M) product.
+    search and export; ``score_grid`` / ``score_all`` are a single (B, D) x (D, M) product.
     """
 
     factorised = True
@@ -284,14 +302,16 @@ class FactorisedRecommender(Recommender):
         (u_repr, u_bias), (v_repr, v_bias) = u, v
         return jnp.sum(u_repr * v_repr, axis=-1) + u_bias + v_bias
 
-    def score_all(
-        self, users: Batch, items: Batch, *, training: bool = False, key: jax.Array | None = None
-    ) -> jax.Array:
-        """(B, M) scores as ``user_repr @ item_repr.T + biases`` (see ``Recommender.score_all``)."""
-        u_repr, u_bias = self.encode_users(users, training=training, key=key)
-        v_repr, v_bias = self.encode_items(items, training=training, key=key)
-        scores = u_repr @ v_repr.T + u_bias[:, None] + v_bias[None, :]  # (B, M)
-        return apply_y_range(scores, self.y_range)
+    def score_grid(self, u, v, *, training: bool = False, key=None) -> jax.Array:
+        """(B, M) scores as ``user_repr @ item_repr.T + biases`` (see ``Recommender.score_grid``).
+
+        One matrix product: the broadcast ``sum(u * v, -1)`` of ``score_encoded`` on a grid ran
+        the full softmax of MovieLens 100K (B 1024 x 1,682 items x D 16, forward and backward)
+        ~60x slower on a CPU (209 ms against 3.2 ms a step), because XLA does not turn a
+        broadcast multiply-and-sum into a dot.
+        """
+        (u_repr, u_bias), (v_repr, v_bias) = u, v
+        return u_repr @ v_repr.T + u_bias[:, None] + v_bias[None, :]  # (B, M)
 
     def user_repr(self, users: Batch) -> jax.Array:
         """(B, D) user vectors (evaluation mode)."""

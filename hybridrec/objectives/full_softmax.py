@@ -22,12 +22,7 @@ class Objective(_Base):
         u_key, i_key, s_key = jax.random.split(key, 3)
         u = model.encode_users(batch["users"], training=True, key=u_key)
         v_all = model.encode_items(batch["all_items"], training=True, key=i_key)
-        scores = model.score_encoded(
-            jax.tree.map(lambda a: a[:, None], u),
-            jax.tree.map(lambda a: a[None], v_all),
-            training=True,
-            key=s_key,
-        )  # (B, num_items)
+        scores = model.score_grid(u, v_all, training=True, key=s_key)  # (B, num_items)
         return self.loss_fn(
             scores=scores, pos_item_ids=batch["item_ids"], weights=batch["weights"], **self.options
         )

@@ -220,6 +220,33 @@ def test_score_all_is_score_pairs_on_the_grid(config):
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_score_grid_is_the_broadcast_of_score_encoded(config):
+    # Losses over the whole catalogue call score_grid; a factorised model makes it one matrix
+    # product, which must score exactly what the (B, 1) x (1, M) broadcast scores.
+    model = build(config)
+    # Biases start at zero: give them values, so that a grid that drops one shows.
+    biases = nnx.state(model, Bias)
+    rng = np.random.default_rng(1)
+    nnx.update(
+        model,
+        jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), biases),
+    )
+
+    @nnx.jit
+    def grid_and_broadcast(model, users, items):
+        u, v = model.encode_users(users), model.encode_items(items)
+        broadcast = model.score_encoded(
+            jax.tree.map(lambda x: x[:, None], u), jax.tree.map(lambda x: x[None], v)
+        )
+        return model.score_grid(u, v), broadcast
+
+    grid, broadcast = grid_and_broadcast(model, USERS, ITEMS)
+    assert grid.shape == (NU, NI)
+    np.testing.assert_allclose(grid, broadcast, rtol=1e-5, atol=1e-6)
+    assert np.ptp(grid) > 0
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_known_zero_makes_scores_independent_of_id_rows(config):
     model = build(config)
     item_known = np.arange(NI) % 2  # odd items warm, even items cold
