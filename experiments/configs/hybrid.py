@@ -73,6 +73,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Features: the schema's fields, plus each user's training items (the history tower)
     config.features.user_history = True
+    # At most 128 items a user (a random subset; 9% of users have more, the busiest 340):
+    # every step gathers (batch, width) history slots. Training 1.75x faster (8.9 vs 15.6 s),
+    # NDCG@10 -0.0010 (p = 0.15), Recall@10 -0.0015 (p = 0.24), AUC level, 5 seeds paired;
+    # 64 lost NDCG@10 (-0.0022, p = 0.02).
+    config.features.history_max_items = 128
 
     # Model
     config.model = ml_collections.ConfigDict(
