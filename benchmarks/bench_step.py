@@ -17,6 +17,7 @@ Each figure is the median of ``--repeats`` timed calls after a warm-up call; pos
     python benchmarks/bench_step.py --shape medium
     python benchmarks/bench_step.py --optimizers rowwise_adagrad,lazy_adam,sgd \
         --samplers uniform_exact,uniform
+    python benchmarks/bench_step.py --all-negative-rows   # the adaptive loss's hardest-row path
     python benchmarks/bench_step.py --flags \
         xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE
 
@@ -25,7 +26,9 @@ negatives, dimension 32 (2026-12-04): the exact sampler took 1.4 ms a step by bi
 0.4-0.6 ms by rejection with the hash table (``uniform`` sampling: 0.03 ms); the whole step with
 row-wise Adagrad ~2.1 ms against ~2.5 ms with XLA's default YNNPACK reductions, lazy Adam ~3.2 ms
 and SGD ~1.7 ms. Batch size barely moved positives/s (512: -16%, 2048: +7%, 4096: +8%, at the same
-NDCG@10 after 2 epochs), nor did 256 steps per dispatch instead of 64 (+2%).
+NDCG@10 after 2 epochs), nor did 256 steps per dispatch instead of 64 (+2%). Scoring the K
+negatives without gradients and training on the hardest one only (the pairwise objective with
+an adaptive loss, 2026-12-05, load ~2.4): 1.70 ms a step against 2.43 ms.
 """
 
 from __future__ import annotations
@@ -94,22 +97,32 @@ def build(args, users, items, num_users, num_items, sampler_kind, optimizer):
         sampler=sampler,
     )
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def chunk_step(params, opt_state, rows, key, dd):
-        def one_step(carry, x):
-            params, opt_state = carry
-            batch = {k: v[x["rows"]] for k, v in dd["positives"].items()}
-            neg_key, model_key = jax.random.split(x["key"])
-            batch = objective.make_batch(batch, dd, neg_key)
-            loss, grads = opt.value_and_grad(
-                objective.loss, graphdef, params, rest, batch, model_key
-            )
-            params, opt_state = opt.apply(params, opt_state, grads)
-            return (params, opt_state), loss
+    def make_chunk_step(objective):
+        @functools.partial(jax.jit, donate_argnums=(0, 1))
+        def chunk_step(params, opt_state, rows, key, dd):
+            def one_step(carry, x):
+                params, opt_state = carry
+                batch = {k: v[x["rows"]] for k, v in dd["positives"].items()}
+                neg_key, model_key = jax.random.split(x["key"])
+                batch = objective.make_batch(batch, dd, neg_key)
+                loss, grads = opt.value_and_grad(
+                    objective.loss, graphdef, params, rest, batch, model_key
+                )
+                params, opt_state = opt.apply(params, opt_state, grads)
+                return (params, opt_state), loss
 
-        xs = dict(rows=rows, key=jax.random.split(key, rows.shape[0]))
-        (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), xs)
-        return params, opt_state, losses
+            xs = dict(rows=rows, key=jax.random.split(key, rows.shape[0]))
+            (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), xs)
+            return params, opt_state, losses
+
+        return chunk_step
+
+    chunk_step = make_chunk_step(objective)
+    # The adaptive loss's step with every negative scored with gradients (the objective's
+    # hardest-row path off), for --all-negative-rows.
+    plain = objectives.build(config, num_items=num_items)
+    plain.hardest_rows = False
+    chunk_step_all_rows = make_chunk_step(plain)
 
     @jax.jit
     def chunk_sample(rows, key, dd):
@@ -121,7 +134,7 @@ def build(args, users, items, num_users, num_items, sampler_kind, optimizer):
         xs = dict(rows=rows, key=jax.random.split(key, rows.shape[0]))
         return jax.lax.scan(body, jnp.zeros((), jnp.int32), xs)[0]
 
-    return params, opt_state, dd, chunk_step, chunk_sample, build_s
+    return params, opt_state, dd, chunk_step, chunk_step_all_rows, chunk_sample, build_s
 
 
 def timed(fns: dict, repeats: int) -> dict:
@@ -158,6 +171,12 @@ def main() -> None:
         help="also time the step compiled with these XLA options (one variant each; an empty "
         "VALUE clears an option), interleaved with the trainer's own compilation",
     )
+    parser.add_argument(
+        "--all-negative-rows",
+        action="store_true",
+        help="also time the step with every negative scored with gradients (the pairwise "
+        "objective's hardest-row path off)",
+    )
     args = parser.parse_args()
     num_users, num_items, num_positives = SHAPES[args.shape]
     users, items = make_positives(num_users, num_items, num_positives)
@@ -165,7 +184,7 @@ def main() -> None:
     print(f"{args.shape}: {num_users} x {num_items} x {num_positives}, batch {args.batch_size}")
     for sampler_kind in args.samplers.split(","):
         for optimizer in args.optimizers.split(","):
-            params, opt_state, dd, chunk_step, chunk_sample, build_s = build(
+            params, opt_state, dd, chunk_step, chunk_step_all_rows, chunk_sample, build_s = build(
                 args, users, items, num_users, num_items, sampler_kind, optimizer
             )
             rows = jnp.asarray(
@@ -184,6 +203,10 @@ def main() -> None:
                 continue
             lowered = chunk_step.lower(params, opt_state, rows, key, dd)
             compiled = {"trainer": _compile_step(lowered)}
+            if args.all_negative_rows:
+                compiled["all negative rows"] = _compile_step(
+                    chunk_step_all_rows.lower(params, opt_state, rows, key, dd)
+                )
             for flag in args.flags:
                 option, value = flag.split("=", 1)
                 value = {"true": True, "false": False}.get(value.lower(), value)

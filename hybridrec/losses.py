@@ -63,12 +63,16 @@ LOSS_KINDS: Mapping[str, str] = MappingProxyType(_KINDS)
 LOSSES: Mapping[str, Callable[..., jax.Array]] = MappingProxyType(_LOSSES)
 
 
-def _register(name: str, kind: str, needs_num_items: bool = False):
-    """Adds a loss to the registry and tags it with ``kind`` and ``needs_num_items``."""
+def _register(name: str, kind: str, needs_num_items: bool = False, hardest_only: bool = False):
+    """Adds a loss to the registry and tags it with ``kind``, ``needs_num_items`` and
+    ``hardest_only`` (a pairwise loss that reads only each row's highest-scoring negative, so
+    that an objective may score the others without gradients: ``hybridrec.objectives.pairwise``).
+    """
 
     def deco(fn):
         fn.kind = kind
         fn.needs_num_items = needs_num_items
+        fn.hardest_only = hardest_only
         fn.supports_metadata = "pos_meta" in inspect.signature(fn).parameters
         _LOSSES[name] = fn
         _KINDS[name] = kind
@@ -86,9 +90,11 @@ register = _register
 def get_loss(name: str) -> Callable[..., jax.Array]:
     """Returns the loss function registered under ``name``.
 
-    The function carries three attributes: ``kind`` (which arguments it takes, see the module
-    docstring), ``needs_num_items`` (True for WARP) and ``supports_metadata`` (whether it takes
-    Collie's partial credit ``pos_meta`` / ``neg_meta`` / ``metadata_weights``).
+    The function carries four attributes: ``kind`` (which arguments it takes, see the module
+    docstring), ``needs_num_items`` (True for WARP), ``supports_metadata`` (whether it takes
+    Collie's partial credit ``pos_meta`` / ``neg_meta`` / ``metadata_weights``) and
+    ``hardest_only`` (True for the adaptive losses: only the highest-scoring unmasked negative
+    of a row enters the loss).
 
     Raises:
       LossError: for an unknown name, listing the known ones.
@@ -457,7 +463,7 @@ def _adaptive(name, pos_scores, neg_scores, neg_mask, pos_meta, neg_meta, metada
     return pos, _take(neg, idx), _take(match, idx), has_neg
 
 
-@_register("adaptive_bpr", kind="pairwise")
+@_register("adaptive_bpr", kind="pairwise", hardest_only=True)
 def adaptive_bpr(
     *,
     pos_scores: ArrayLike,
@@ -495,7 +501,7 @@ def adaptive_bpr(
     return _reduce(name, per, weights, reduction)
 
 
-@_register("adaptive_hinge", kind="pairwise")
+@_register("adaptive_hinge", kind="pairwise", hardest_only=True)
 def adaptive_hinge(
     *,
     pos_scores: ArrayLike,
@@ -827,7 +833,7 @@ def collie_hinge(
     return _reduce(name, _masked_mean(_collie_value(pair), mask), weights, reduction)
 
 
-@_register("collie_adaptive_bpr", kind="pairwise")
+@_register("collie_adaptive_bpr", kind="pairwise", hardest_only=True)
 def collie_adaptive_bpr(
     *,
     pos_scores: ArrayLike,
@@ -862,7 +868,7 @@ def collie_adaptive_bpr(
     return _reduce(name, jnp.where(has_neg, _collie_value(pair), 0.0), weights, reduction)
 
 
-@_register("collie_adaptive_hinge", kind="pairwise")
+@_register("collie_adaptive_hinge", kind="pairwise", hardest_only=True)
 def collie_adaptive_hinge(
     *,
     pos_scores: ArrayLike,

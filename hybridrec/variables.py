@@ -7,7 +7,9 @@ names, so renaming a field cannot move a table to the wrong optimizer, and a den
 Every embedding lookup goes through ``lookup``. Row-sparse training (``hybridrec.sparse``) merges
 the model with a ``RowView`` in place of each ``Embedding`` table's value; ``lookup`` recognises a
 view and asks it for the rows, so that the gradient flows to the gathered rows rather than to the
-(num_rows, dim) table. This module imports nothing from the rest of hybridrec.
+(num_rows, dim) table. ``no_grad`` gives a model that reads the same values without
+gradients (and without recording row lookups). This module imports nothing from the rest of
+hybridrec.
 """
 
 from __future__ import annotations
@@ -132,3 +134,32 @@ def lookup(table: Embedding | jax.Array, ids: Any) -> jax.Array:
     if isinstance(value, RowView):
         return value.gather(ids)
     return value[ids]
+
+
+def no_grad(model: nnx.Module) -> nnx.Module:
+    """The same model with every value behind ``jax.lax.stop_gradient``, for scores that steer
+    training without being trained on (e.g. which sampled negative is the hardest).
+
+    Lookups through the copy's tables are not recorded by a ``RowView``: under row-sparse
+    training they add no rows to the step's gradient (no (B * K, D) scatter of zeros for
+    negatives that only competed). Call it inside the loss; the model itself is not changed.
+
+    Args:
+      model: a hybridrec model, possibly holding ``RowView`` tables (inside
+        ``hybridrec.sparse.value_and_grad``).
+
+    Returns:
+      A model of the same graph whose parameters are constants of the trace.
+    """
+    graphdef, state = nnx.split(model)
+
+    def freeze(var):
+        value = var.get_value()
+        if isinstance(value, RowView):
+            value = value._table  # the table itself, read as a constant below
+        if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jnp.inexact):
+            value = jax.lax.stop_gradient(value)
+        return var.replace(value)
+
+    frozen = nnx.from_flat_state([(path, freeze(var)) for path, var in nnx.to_flat_state(state)])
+    return nnx.merge(graphdef, frozen)
