@@ -52,7 +52,7 @@ def _items(known):
     }
 
 
-def _model(seed=0, id_dropout=0.0):
+def _model(seed=0, id_dropout=0.0, prior=False):
     return HybridModel(
         num_users=NU,
         num_items=NI,
@@ -61,7 +61,7 @@ def _model(seed=0, id_dropout=0.0):
         embedding_dim=D,
         item_towers={
             "id": {"tower": "ids"},
-            "genres": {"tower": "categorical", "field": "genres", "bias": True},
+            "genres": {"tower": "categorical", "field": "genres", "bias": True, "prior": prior},
         },
         id_dropout=id_dropout,
     )
@@ -169,7 +169,7 @@ def _train(objective_name, steps=300, seed=0, **train):
         "weights": jnp.ones(len(users), jnp.float32),
     }
     objective = objectives.build(_config(objective_name, **train), num_items=NI)
-    model = _model(seed, id_dropout=0.5)
+    model = _model(seed, id_dropout=0.5, prior=objective.prior_weight > 0)
     graphdef, params = nnx.split(model)
     tx = optax.adam(0.05)
     opt_state = tx.init(params)
@@ -200,4 +200,98 @@ def test_pairwise_softmax_learns_a_popularity_prior_from_metadata(seed):
     users = {"ids": jnp.arange(NU, dtype=jnp.int32), "known": jnp.ones(NU, jnp.float32)}
     scores = np.asarray(model.score_all(users, data["items"]))  # (NU, NI)
     # Every user ranks the cold popular-genre item (8) above the cold niche-genre one (9).
+    assert (scores[:, 8] > scores[:, 9]).all(), scores[:, 8:]
+
+
+# ------------------------------------------------------------------ the popularity prior
+def _set_prior(model, values):
+    """Sets the genres prior table so that a genre-g item's prior is ``values[g]``."""
+    table = model.items.prior_towers["genres"].table
+    table.value = jnp.asarray(np.asarray(values, np.float32)[:, None])
+
+
+def test_the_prior_term_is_the_softmax_of_the_training_items_marginal_plus_its_squared_mean():
+    model = _model(prior=True)
+    _set_prior(model, [0.0, 0.0, 1.0, -2.0])  # genre 2 items: 1, genre 3 items: -2
+    known = np.ones(NI)
+    known[[8, 9]] = 0.0  # cold: outside the softmax and the mean
+    data = _data(known)
+    key, loss_key = jax.random.key(7), jax.random.key(8)
+    values = {}
+    for weight in (0.25, 0.75):
+        objective = objectives.build(
+            _config("pairwise_softmax", softmax=dict(weight=0.5), prior=dict(weight=weight)),
+            num_items=NI,
+        )
+        batch = objective.make_batch(_positives(), data, key)
+        values[weight] = float(objective.loss(model, batch, loss_key))
+    # By hand: items 0..4 are the positives (genres 2, 3, 2, 3, 2), weights 1, 1, 2, 1, 0;
+    # the training items 0..7 are four of each genre.
+    pi = np.where(GENRE == 2, 1.0, -2.0)[:8]
+    lse = np.log(4 * np.e + 4 * np.exp(-2.0))
+    w = np.array([1.0, 1.0, 2.0, 1.0, 0.0])
+    marginal = (w * (lse - pi[:5])).sum() / w.sum()
+    term = marginal + pi.mean() ** 2  # the mean over training items: -0.5
+    np.testing.assert_allclose(values[0.75] - values[0.25], 0.5 * term, rtol=1e-5)
+    # l2 adds l2 x the prior's sum of squared parameters: 0.5 x (1^2 + 2^2).
+    ridge = objectives.build(
+        _config("pairwise_softmax", softmax=dict(weight=0.5), prior=dict(weight=0.25, l2=0.5)),
+        num_items=NI,
+    )
+    with_l2 = float(ridge.loss(model, ridge.make_batch(_positives(), data, key), loss_key))
+    np.testing.assert_allclose(with_l2 - values[0.25], 0.25 * 0.5 * 5.0, rtol=1e-5)
+
+
+def test_the_prior_scores_only_items_without_an_id_and_only_out_of_training():
+    model = _model(prior=True)
+    _set_prior(model, [0.0, 0.0, 1.5, -0.5])
+    known = np.ones(NI)
+    known[[8, 9]] = 0.0  # item 8: genre 2, item 9: genre 3
+    items = _items(known)
+    _, with_prior = model.encode_items(items)
+    _set_prior(model, [0.0, 0.0, 0.0, 0.0])
+    _, without = model.encode_items(items)
+    np.testing.assert_allclose(
+        np.asarray(with_prior - without), [0, 0, 0, 0, 0, 0, 0, 0, 1.5, -0.5], atol=1e-6
+    )
+    # In training the prior never enters the score (the prior term alone trains it).
+    _set_prior(model, [0.0, 0.0, 1.5, -0.5])
+    key = jax.random.key(0)
+    _, trained_with = model.encode_items(items, training=True, key=key)
+    _set_prior(model, [0.0, 0.0, 0.0, 0.0])
+    _, trained_without = model.encode_items(items, training=True, key=key)
+    np.testing.assert_array_equal(np.asarray(trained_with), np.asarray(trained_without))
+
+
+def test_a_prior_needs_its_term_and_the_term_is_idle_without_a_prior():
+    data = _data(np.ones(NI))
+    key = jax.random.key(0)
+    plain = objectives.build(_config("pairwise_softmax"), num_items=NI)
+    with pytest.raises(ObjectiveError, match="untrained"):
+        plain.loss(_model(prior=True), plain.make_batch(_positives(), data, key), key)
+    # A model without prior towers (the ablation's ID-only row): the term has nothing to train.
+    with_term = objectives.build(
+        _config("pairwise_softmax", prior=dict(weight=1.0, l2=0.1)), num_items=NI
+    )
+    model = _model()
+    batch = plain.make_batch(_positives(), data, key)
+    np.testing.assert_array_equal(
+        np.asarray(with_term.loss(model, batch, key)), np.asarray(plain.loss(model, batch, key))
+    )
+    with pytest.raises(ObjectiveError, match="prior"):
+        objectives.build(_config("pairwise_softmax", prior=dict(wieght=1.0)), num_items=NI)
+
+
+def test_the_prior_learns_a_planted_popularity_from_metadata():
+    # Genre 2 items are popular (every user likes every known one), genre 3 items niche; the
+    # cold items 8 (genre 2) and 9 (genre 3) are ranked by metadata alone.
+    users = {"ids": jnp.arange(NU, dtype=jnp.int32), "known": jnp.ones(NU, jnp.float32)}
+    model, data = _train(
+        "pairwise_softmax", steps=150, softmax=dict(weight=0.0), prior=dict(weight=1.0)
+    )
+    pi = np.asarray(model.item_prior(data["items"]))
+    # log p(genre-2 item) - log p(genre-3 item): 4 genre-2 items liked by 6 users each, 4
+    # genre-3 items by 1 user each: log(24 / 4) - log(4 / 4) = log 6.
+    np.testing.assert_allclose(pi[8] - pi[9], np.log(6.0), atol=0.1)
+    scores = np.asarray(model.score_all(users, data["items"]))  # (NU, NI)
     assert (scores[:, 8] > scores[:, 9]).all(), scores[:, 8:]

@@ -105,6 +105,7 @@ def untuned_hybrid_training(config: ml_collections.ConfigDict) -> None:
     )
     config.train.objective = None
     del config.train["softmax"]
+    del config.train["prior"]  # hybrid.py's cold-item prior (issue 11) came after
     config.train.loss = "adaptive_hinge"
     config.model.embedding_dim = 32
     config.model.item_towers.freebase = dict(tower="text", field="freebase")
