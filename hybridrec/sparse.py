@@ -121,12 +121,15 @@ class Grads(NamedTuple):
     rows: dict[str, RowGrad]
 
 
-def split_params(params: nnx.State) -> tuple[nnx.State, nnx.State]:
-    """Splits params into ``(tables, others)``: the ``Embedding`` tables and everything else.
+def split_params(
+    params: nnx.State, row_types: tuple[type, ...] = (Embedding,)
+) -> tuple[nnx.State, nnx.State]:
+    """Splits params into ``(tables, others)``: the tables of ``row_types`` (``Embedding``; the
+    row-sparse optimizer adds ``Bias`` when the biases train by plain SGD) and everything else.
 
     ``nnx.merge_state(tables, others)`` gives ``params`` back.
     """
-    return nnx.split_state(params, Embedding, ...)
+    return nnx.split_state(params, nnx.Any(*row_types), ...)
 
 
 def _call_with_views(loss_fn, graphdef, tables, views, others, rest, args, kwargs):
@@ -174,6 +177,7 @@ def value_and_grad(
     rest: nnx.State | None,
     *args: Any,
     has_aux: bool = False,
+    row_types: tuple[type, ...] = (Embedding,),
     **kwargs: Any,
 ) -> tuple[Any, Grads]:
     """Loss and gradients, with ``Embedding`` gradients as rows (never a dense table gradient).
@@ -189,6 +193,8 @@ def value_and_grad(
       rest: the remaining state (third output of that split), or None.
       *args: passed to ``loss_fn``.
       has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
+      row_types: the variable types whose gradients come as rows (``split_params``); a
+        (num_rows,) ``Bias`` table's rows are scalars.
       **kwargs: passed to ``loss_fn``.
 
     Returns:
@@ -196,11 +202,11 @@ def value_and_grad(
       dense gradients for the non-``Embedding`` params and ``RowGrad(ids (n,), values (n, D))``
       per table, ``n`` = the total number of looked-up rows of that table.
     """
-    tables, others = split_params(params)
+    tables, others = split_params(params, row_types)
     shapes = _discover(loss_fn, graphdef, tables, others, rest, args, kwargs, has_aux)
     values = {table_key(path): var.get_value() for path, var in nnx.to_flat_state(tables)}
     deltas = {
-        key: [jnp.zeros((*shape, value.shape[-1]), value.dtype) for shape in shapes[key]]
+        key: [jnp.zeros((*shape, *value.shape[1:]), value.dtype) for shape in shapes[key]]
         for key, value in values.items()
     }
 
@@ -223,23 +229,25 @@ def value_and_grad(
     )(others, deltas)
     rows = {}
     for key, value in values.items():
-        dim = value.shape[-1]
+        row = value.shape[1:]  # (D,) for an Embedding table, () for a (num_rows,) Bias
         if ids[key]:
             rows[key] = RowGrad(
                 jnp.concatenate([jnp.reshape(i, -1).astype(jnp.int32) for i in ids[key]]),
-                jnp.concatenate([jnp.reshape(g, (-1, dim)) for g in delta_grads[key]]),
+                jnp.concatenate([jnp.reshape(g, (-1, *row)) for g in delta_grads[key]]),
             )
         else:
-            rows[key] = RowGrad(jnp.zeros((0,), jnp.int32), jnp.zeros((0, dim), value.dtype))
+            rows[key] = RowGrad(jnp.zeros((0,), jnp.int32), jnp.zeros((0, *row), value.dtype))
     return ((loss, aux) if has_aux else loss), Grads(dense, rows)
 
 
-def densify(grads: Grads, params: nnx.State) -> nnx.State:
+def densify(
+    grads: Grads, params: nnx.State, row_types: tuple[type, ...] = (Embedding,)
+) -> nnx.State:
     """The dense gradient pytree (structure of ``params``) that ``grads`` stands for.
 
     For tests and debugging: it builds the (num_rows, dim) arrays that training avoids.
     """
-    tables, _ = split_params(params)
+    tables, _ = split_params(params, row_types)
     dense_tables = nnx.from_flat_state(
         [
             (

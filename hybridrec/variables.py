@@ -88,8 +88,13 @@ class RowView:
         self.ids.append(ids)
         if self._deltas is None:
             return self._table[ids]
-        if k >= len(self._deltas) or self._deltas[k].shape[:-1] != ids.shape:
-            expected = tuple(self._deltas[k].shape[:-1]) if k < len(self._deltas) else None
+        row = tuple(self._table.shape[1:])  # (D,), or () for a (num_rows,) bias
+        if k >= len(self._deltas) or tuple(self._deltas[k].shape) != (*ids.shape, *row):
+            expected = (
+                tuple(self._deltas[k].shape)[: self._deltas[k].ndim - len(row)]
+                if k < len(self._deltas)
+                else None
+            )
             raise RowViewError(
                 f"lookup #{k} of table {self.name!r} has ids of shape {tuple(ids.shape)}; the "
                 f"discovery trace saw {expected}: the loss must make the same lookups every time "
@@ -99,11 +104,11 @@ class RowView:
 
     def _refuse(self, *args: Any, **kwargs: Any):
         raise RowViewError(
-            f"Embedding table(s) {[self.name]} are read other than through "
+            f"Table(s) {[self.name]} are read other than through "
             "hybridrec.variables.lookup (e.g. `table[...]`): row-sparse gradients would miss "
-            "those reads. Route every read through lookup(table, ids), passing the Embedding "
-            "variable itself (not table[...]), or train these tables with a dense optimizer "
-            "(optimizer.embeddings.sparse=False)."
+            "those reads. Route every read through lookup(table, ids), passing the Embedding or "
+            "Bias variable itself (not table[...]), or train these tables with a dense optimizer "
+            "(optimizer.embeddings.sparse=False; for Bias tables optimizer.biases.sparse=False)."
         )
 
     __getitem__ = __array__ = __jax_array__ = __iter__ = _refuse
@@ -124,11 +129,12 @@ def lookup(table: Embedding | jax.Array, ids: Any) -> jax.Array:
     training with ``optimizer.embeddings.sparse``.
 
     Args:
-      table: an ``Embedding`` variable (num_rows, dim), or a plain array.
+      table: an ``Embedding`` variable (num_rows, dim), a ``Bias`` variable (num_rows,), or a
+        plain array.
       ids: int array of any shape; negative IDs count from the end as in numpy.
 
     Returns:
-      (*ids.shape, dim) rows.
+      (*ids.shape, dim) rows ((*ids.shape,) values of a (num_rows,) table).
     """
     value = table.get_value() if isinstance(table, nnx.Variable) else table
     if isinstance(value, RowView):

@@ -30,7 +30,7 @@ class _Model(nnx.Module):
     def __call__(self, user_ids, item_ids):
         u = self.dense(lookup(self.users, user_ids))  # (B, D)
         v = lookup(self.items, item_ids)  # (B, D)
-        return jnp.sum(u * v, -1) + self.item_bias[...][item_ids]  # (B,)
+        return jnp.sum(u * v, -1) + lookup(self.item_bias, item_ids)  # (B,)
 
 
 def _loss(model, user_ids, item_ids, targets):
@@ -161,7 +161,11 @@ def test_sparse_is_a_bool_settable_from_the_command_line(name):
     params = nnx.split(_Model(nnx.Rngs(0)), nnx.Param, ...)[1]
     opt = optim.build(config.optimizer, params, total_steps=10)
     assert isinstance(opt, optim.RowSparseOptimizer)
-    assert opt.table_keys == ("items", "users")
+    # Biases that train by plain SGD have their rows updated too; others stay dense.
+    biases = config.optimizer.get("biases") or {}
+    plain_sgd = biases.get("name") == "sgd" and not biases.get("weight_decay")
+    expected_keys = ("item_bias", "items", "users") if plain_sgd else ("items", "users")
+    assert opt.table_keys == expected_keys
     # The row-sparse counterpart of the configured name (mf.py: Adam -> lazy Adam).
     counterpart = {"sgd": sparse.SGD, "adagrad": sparse.Adagrad, "adam": sparse.LazyAdam}
     expected = counterpart[config.optimizer.embeddings.name.replace("adamw", "adam")]
@@ -242,3 +246,53 @@ def test_large_tables_get_their_own_optimizer():
     # sparse=True on small tables still means the counterpart of name.
     config["embeddings"]["sparse"] = True
     assert isinstance(optim.build(config, params(99), 10).rows, sparse.LazyAdam)
+
+
+class _DirectBiasModel(_Model):
+    """A model of one's own that reads its bias table directly (not through ``lookup``)."""
+
+    def __call__(self, user_ids, item_ids):
+        u = self.dense(lookup(self.users, user_ids))
+        return jnp.sum(u * lookup(self.items, item_ids), -1) + self.item_bias[...][item_ids]
+
+
+def _steps(model_cls, config, num_steps=4):
+    graphdef, params, rest = nnx.split(model_cls(nnx.Rngs(0)), nnx.Param, ...)
+    opt = optim.build(config, params, total_steps=10)
+    state = opt.init(params)
+    for k in range(num_steps):
+        _, grads = opt.value_and_grad(_loss, graphdef, params, rest, *_batch(k))
+        params, state = opt.apply(params, state, grads)
+    return opt, params
+
+
+def test_plain_sgd_biases_take_row_updates_equal_to_dense_ones():
+    # The biases' own learning rate and schedule, not the embeddings'.
+    config = dict(
+        _config("sparse_sgd"),
+        clip_norm=None,
+        biases=dict(name="sgd", learning_rate=0.3, schedule=dict(name="constant")),
+    )
+    rows, rows_params = _steps(_Model, config)
+    dense, dense_params = _steps(_Model, dict(config, biases=dict(config["biases"], sparse=False)))
+    assert "item_bias" in rows.table_keys and "item_bias" not in dense.table_keys
+    for x, y in zip(jax.tree.leaves(rows_params), jax.tree.leaves(dense_params), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+    assert np.abs(np.asarray(rows_params["item_bias"][...])).max() > 0  # the bias did train
+
+
+def test_a_direct_bias_read_is_refused_by_name_and_biases_sparse_false_allows_it():
+    config = dict(_config("sparse_sgd"), clip_norm=None)
+    with pytest.raises(sparse.SparseError, match=r"item_bias.*biases\.sparse=False"):
+        _steps(_DirectBiasModel, config)
+    _steps(_DirectBiasModel, dict(config, biases=dict(config["biases"], sparse=False)))
+
+
+def test_biases_sparse_true_needs_plain_sgd():
+    config = dict(_config("sparse_sgd"), biases=dict(name="adam", learning_rate=0.1, sparse=True))
+    params = nnx.split(_Model(nnx.Rngs(0)), nnx.Param, ...)[1]
+    with pytest.raises(optim.OptimizerConfigError, match="biases.sparse=True needs plain SGD"):
+        optim.build(config, params, total_steps=10)
+    # Adam biases without the flag stay dense.
+    config["biases"].pop("sparse")
+    assert "item_bias" not in optim.build(config, params, total_steps=10).table_keys

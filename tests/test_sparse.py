@@ -26,7 +26,7 @@ class _Model(nnx.Module):
     def __call__(self, user_ids, item_ids):
         u = lookup(self.table, user_ids)  # (B, D)
         v = lookup(self.table, item_ids)  # (B, K, D)
-        return self.dense(u[:, None, :] * v)[..., 0] + self.item_bias[...][item_ids]  # (B, K)
+        return self.dense(u[:, None, :] * v)[..., 0] + lookup(self.item_bias, item_ids)  # (B, K)
 
 
 def _loss(model, user_ids, item_ids, targets):

@@ -38,6 +38,10 @@ them to ``lo + (hi - lo) * sigmoid(score)`` (fastai's ``sigmoid_range``) for exp
 
 Variable types: ID and feature tables are ``hybridrec.variables.Embedding``, per-entity biases
 ``hybridrec.variables.Bias``, dense layers plain ``nnx.Param``; optimizer groups follow them.
+Read both kinds of table through ``hybridrec.variables.lookup(table, ids)``: with large tables
+the trainer updates only the looked-up rows (of the ``Embedding`` tables, and of the ``Bias``
+tables when the biases train by plain SGD), and a read other than through ``lookup`` is then
+refused with a message saying so.
 
 Models: ``mf`` (matrix factorization with biases), ``ncf`` (NeuMF), ``mlp`` (fastai's
 EmbeddingNN), ``two_tower`` (MLP towers over IDs and features), ``hybrid`` (any set of towers per

@@ -98,7 +98,7 @@ from hybridrec.models.base import (
     known_mask,
     step_key,
 )
-from hybridrec.variables import Bias
+from hybridrec.variables import Bias, lookup
 
 COMBINERS = ("sum", "concat_mlp", "gate")
 GATES = ("softmax", "sigmoid")
@@ -387,7 +387,7 @@ class EntityEncoder(nnx.Module):
             rep = jnp.einsum("bt,tbd->bd", gates, jnp.stack(outs))
         bias = jnp.zeros(rep.shape[:1], rep.dtype)  # (B,)
         if self.id_bias is not None:
-            bias = bias + self.id_bias[...][batch["ids"]] * known_mask(batch)
+            bias = bias + lookup(self.id_bias, batch["ids"]) * known_mask(batch)
         for n in self.bias_names:
             bias = bias + self.bias_towers[n](batch)[:, 0]
         if self.prior_names and not training:

@@ -70,7 +70,7 @@ class MatrixFactorization(FactorisedRecommender):
         known = known_mask(batch)  # (B,)
         ids = batch["ids"]
         repr_ = lookup(table, ids) * known[:, None]  # (B, D)
-        b = bias[...][ids] * known if bias is not None else jnp.zeros_like(known)  # (B,)
+        b = lookup(bias, ids) * known if bias is not None else jnp.zeros_like(known)  # (B,)
         return repr_, b
 
     def encode_users(self, users: Batch, *, training: bool = False, key=None):
