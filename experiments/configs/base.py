@@ -92,6 +92,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             sparse_above_rows=50_000,
             large_tables=dict(name="adagrad", sparse="rowwise_adagrad", learning_rate=0.1),
         ),
+        # Plain SGD: beside row-sparse embeddings the bias rows are updated as rows too (exactly
+        # dense SGD; sparse=False keeps them dense, hybridrec.optim.build_row_sparse).
         biases=dict(name="sgd", learning_rate=1e-2),
         dense=dict(name="adam", learning_rate=1e-3),
         schedule=dict(name="constant"),
