@@ -59,6 +59,17 @@ DEFAULTS = dict(weight=1.0, temperature=1.0)
 PRIOR_DEFAULTS = dict(weight=0.0, l2=0.0)
 
 
+def _options(config, section: str, defaults: dict) -> dict:
+    """``config.train.<section>`` over ``defaults``; raises on a key that is not among them."""
+    given = dict(config.train.get(section) or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ObjectiveError(
+            f"config.train.{section} has unknown key(s) {unknown}; known: {sorted(defaults)}"
+        )
+    return {**defaults, **given}
+
+
 class Objective(pairwise.Objective):
     """``pairwise.Objective`` plus ``softmax.weight`` times the full softmax of the positives."""
 
@@ -66,29 +77,17 @@ class Objective(pairwise.Objective):
 
     def __init__(self, config, num_items: int):
         super().__init__(config, num_items)
-        given = dict(config.train.get("softmax") or {})
-        unknown = sorted(set(given) - set(DEFAULTS))
-        if unknown:
-            raise ObjectiveError(
-                f"config.train.softmax has unknown key(s) {unknown}; known: {sorted(DEFAULTS)}"
-            )
-        options = {**DEFAULTS, **given}
+        options = _options(config, "softmax", DEFAULTS)
         self.softmax_weight = float(options["weight"])
         self.temperature = float(options["temperature"])
         if self.softmax_weight < 0 or self.temperature <= 0:
             raise ObjectiveError(
                 f"config.train.softmax needs weight >= 0 and temperature > 0, got {options}"
             )
-        given = dict(config.train.get("prior") or {})
-        unknown = sorted(set(given) - set(PRIOR_DEFAULTS))
-        if unknown:
-            raise ObjectiveError(
-                f"config.train.prior has unknown key(s) {unknown}; known: {sorted(PRIOR_DEFAULTS)}"
-            )
-        prior = {**PRIOR_DEFAULTS, **given}
+        prior = _options(config, "prior", PRIOR_DEFAULTS)
         self.prior_weight, self.prior_l2 = float(prior["weight"]), float(prior["l2"])
         if self.prior_weight < 0 or self.prior_l2 < 0:
-            raise ObjectiveError(f"config.train.prior needs weight, l2 >= 0, got {given}")
+            raise ObjectiveError(f"config.train.prior needs weight, l2 >= 0, got {prior}")
 
     def make_batch(self, batch, data, key):
         batch = super().make_batch(batch, data, key)
