@@ -71,20 +71,23 @@ class Objective(_Base):
 
     def scores(self, model, batch, key) -> tuple[jax.Array, jax.Array]:
         """``(pos_scores (B,), neg_scores (B, K))`` on the scale the model is judged by."""
-        B = batch["weights"].shape[0]
+        u, pos, i_key, s_key = self._positives(model, batch, key)
+        neg = self._neg_scores(model, u, batch["neg_items"], i_key, s_key)
+        return pos, apply_y_range(neg, getattr(model, "y_range", None))
+
+    def _positives(self, model, batch, key):
+        """``(u, pos_scores (B,), item key, score key)``: the users' encodings and the
+        positives' scores (with ``y_range``: train on the scores the model is judged by)."""
         u_key, i_key, s_key = jax.random.split(key, 3)
         u = model.encode_users(batch["users"], training=True, key=u_key)
         v_pos = model.encode_items(batch["pos_items"], training=True, key=i_key)
-        # score_pairs / score_all apply y_range; train on the same scores.
-        y_range = getattr(model, "y_range", None)
-        pos = apply_y_range(model.score_encoded(u, v_pos, training=True, key=s_key), y_range)
-        neg = self._neg_scores(model, u, batch["neg_items"], B, i_key, s_key)
-        return pos, apply_y_range(neg, y_range)
+        pos = model.score_encoded(u, v_pos, training=True, key=s_key)
+        return u, apply_y_range(pos, getattr(model, "y_range", None)), i_key, s_key
 
-    def _neg_scores(self, model, u, neg_items, B, i_key, s_key) -> jax.Array:
+    def _neg_scores(self, model, u, neg_items, i_key, s_key) -> jax.Array:
         """(B, K) raw scores of the (B * K,) negative rows ``neg_items`` for the users ``u``."""
         v_neg = model.encode_items(neg_items, training=True, key=i_key)
-        v_neg = jax.tree.map(lambda a: a.reshape(B, self.num_negatives, *a.shape[1:]), v_neg)
+        v_neg = jax.tree.map(lambda a: a.reshape(-1, self.num_negatives, *a.shape[1:]), v_neg)
         return model.score_encoded(
             jax.tree.map(lambda a: a[:, None], u), v_neg, training=True, key=s_key
         )
@@ -92,21 +95,16 @@ class Objective(_Base):
     def _hardest_scores(self, model, batch, key):
         """``(pos (B,), hardest negative's score (B, 1), its column (B,))``: the K negatives
         scored without gradients, the hardest encoded again with them."""
-        B, K = batch["weights"].shape[0], self.num_negatives
-        u_key, i_key, s_key = jax.random.split(key, 3)
-        u = model.encode_users(batch["users"], training=True, key=u_key)
-        v_pos = model.encode_items(batch["pos_items"], training=True, key=i_key)
-        y_range = getattr(model, "y_range", None)
-        pos = apply_y_range(model.score_encoded(u, v_pos, training=True, key=s_key), y_range)
+        u, pos, i_key, s_key = self._positives(model, batch, key)
         competing = self._neg_scores(
-            no_grad(model), jax.lax.stop_gradient(u), batch["neg_items"], B, i_key, s_key
+            no_grad(model), jax.lax.stop_gradient(u), batch["neg_items"], i_key, s_key
         )  # (B, K)
         column = jnp.argmax(competing, axis=1)  # y_range is monotone: the same argmax
-        rows = jnp.arange(B) * K + column  # (B,) rows of the (B * K,) negatives
+        rows = jnp.arange(column.shape[0]) * self.num_negatives + column  # (B,) of the B * K
         chosen = jax.tree.map(lambda a: a[rows], batch["neg_items"])
         v_neg = model.encode_items(chosen, training=True, key=i_key)
-        neg = apply_y_range(model.score_encoded(u, v_neg, training=True, key=s_key), y_range)
-        return pos, neg[:, None], column
+        neg = model.score_encoded(u, v_neg, training=True, key=s_key)
+        return pos, apply_y_range(neg, getattr(model, "y_range", None))[:, None], column
 
     def loss_kwargs(self, batch) -> dict:
         """What the loss reads besides the scores and weights."""
