@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +84,42 @@ def _metrics(workdir: Path) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if "time" not in k and not k.endswith("_s")}
 
 
+def _loss_curve(workdir: Path) -> list[float]:
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [row["train/loss"] for row in map(json.loads, lines) if "train/loss" in row]
+
+
+def _assert_trained_alike(single: Path, multi: Path) -> None:
+    """The two runs agree to float rounding: loss curve, parameters, then metrics.
+
+    The all-reduce of the replicated towers' gradients adds the devices' parts in another order
+    across processes (gloo) than inside one, so the parameters differ in the last bits (about
+    1e-7). Ranking metrics are not continuous in the scores: two items whose scores are one or
+    two ulps apart can swap places between the runs (it happens in ``hybrid.py:smoke``, 3e-8
+    apart). So a per-user value may differ for at most one user per metric, and the mean by
+    no more than that user's share.
+    """
+    import hybridrec
+
+    assert _loss_curve(multi) == pytest.approx(_loss_curve(single), rel=1e-5)
+    params = [jax.tree.leaves(hybridrec.load(w)._state[0]) for w in (single, multi)]
+    for a, b in zip(*params, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+
+    expected, got = _metrics(single), _metrics(multi)
+    assert got.keys() == expected.keys()
+    users_a, users_b = np.load(single / "per_user.npz"), np.load(multi / "per_user.npz")
+    for name, value in expected.items():
+        tolerance = 1e-6
+        if name in users_a.files:
+            a, b = users_a[name], users_b[name]
+            assert np.array_equal(users_a[f"{name}:user_ids"], users_b[f"{name}:user_ids"])
+            differ = ~np.isclose(b, a, rtol=1e-5, atol=1e-6)
+            assert differ.sum() <= 1, (name, np.flatnonzero(differ))
+            tolerance += np.abs(b - a).max() / len(a)
+        assert got[name] == pytest.approx(value, rel=1e-5, abs=tolerance), name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["mf.py:smoke", "hybrid.py:smoke"])
 def test_two_processes_train_like_one_and_resume(tmp_path, config):
@@ -89,12 +127,9 @@ def test_two_processes_train_like_one_and_resume(tmp_path, config):
     _run(single, config, processes=1)
     outputs = _run(multi, config, processes=2)
     assert "4 x cpu (cpu), 2 processes" in outputs[0]
-
-    expected = _metrics(single)
     got = _metrics(multi)
-    assert got.keys() == expected.keys()
-    for name, value in expected.items():
-        assert got[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+    _assert_trained_alike(single, multi)
     # One run directory, written by process 0 alone (process 1 logs to a scratch directory).
     assert len(list(multi.glob("events.out.tfevents.*"))) == 1
     assert json.loads((multi / "status.json").read_text())["state"] == "completed"
@@ -108,6 +143,6 @@ def test_two_processes_train_like_one_and_resume(tmp_path, config):
     (multi / "metrics.json").unlink()
     outputs = _run(multi, config, processes=2)
     assert f"resumed from epoch {steps[-2]}" in outputs[0]
+    # Resuming is bit-exact: the resumed run ends where the uninterrupted one did.
     resumed = _metrics(multi)
-    for name, value in expected.items():
-        assert resumed[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    assert resumed == got
