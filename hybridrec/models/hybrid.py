@@ -98,7 +98,7 @@ from hybridrec.models.base import (
     known_mask,
     step_key,
 )
-from hybridrec.variables import Bias, lookup
+from hybridrec.variables import Bias, Embedding, lookup
 
 COMBINERS = ("sum", "concat_mlp", "gate")
 GATES = ("softmax", "sigmoid")
@@ -517,8 +517,19 @@ class HybridModel(FactorisedRecommender):
 
     def item_prior_l2(self) -> jax.Array:
         """The sum of squares of the item prior's parameters (a scalar; 0 without a prior)."""
-        leaves = jax.tree.leaves(nnx.state(self.items.prior_towers, nnx.Param))
-        return sum((jnp.sum(jnp.square(x)) for x in leaves), jnp.zeros(()))
+        variables = jax.tree.leaves(
+            nnx.state(self.items.prior_towers, nnx.Param),
+            is_leaf=lambda x: isinstance(x, nnx.Variable),
+        )
+        total = jnp.zeros(())
+        for var in variables:
+            # Every row, read through ``lookup``: under row-sparse training a table is a
+            # ``RowView`` that can only be read by rows (the penalty then updates all of them).
+            value = var.get_value()
+            if isinstance(var, Embedding | Bias):
+                value = lookup(var, jnp.arange(value.shape[0]))
+            total = total + jnp.sum(jnp.square(value))
+        return total
 
     def item_prior(self, items: Batch, *, training: bool = False, key=None) -> jax.Array:
         """The items' popularity prior from metadata (M,) (field dropout applies in training)."""
