@@ -112,4 +112,6 @@ def untuned_hybrid_training(config: ml_collections.ConfigDict) -> None:
     config.train.num_negatives = 10
     config.train.num_epochs = 20
     config.optimizer.schedule = dict(name="constant")
+    config.optimizer.embeddings.name = "adam"  # hybrid.py's weight decay came after
+    del config.optimizer.embeddings["weight_decay"]
     config.optimizer.plateau = dict(metric="val/collie_map@10", mode="max", factor=0.1, patience=1)
