@@ -125,13 +125,21 @@ def test_ablation_runs_set_towers_dropout_and_split():
         "the base config must not be modified"
     )
 
-    # Without id_dropout, the cold side keeps the config's own rate (0.3 where it has none).
+    # Without id_dropout, the cold side keeps the config's own rate (0.3 where it has none:
+    # hybrid.py ships without ID dropout on either side).
+    assert base.model.id_dropout == 0 and base.model.user_id_dropout == 0
+    with_rate = hybrid.get_config()
+    with_rate.model.id_dropout = 0.2
     own = {
+        (r["split"], r["towers"]): r["config"]
+        for r in cold_start.ablation_runs(with_rate, seeds=(0,))
+    }
+    assert own[("cold_items", "all")].model.id_dropout == 0.2
+    assert own[("cold_users", "all")].model.user_id_dropout == cold_start.DEFAULT_ID_DROPOUT
+    fallback = {
         (r["split"], r["towers"]): r["config"] for r in cold_start.ablation_runs(base, seeds=(0,))
     }
-    assert own[("cold_items", "all")].model.id_dropout == base.model.id_dropout > 0
-    assert base.model.user_id_dropout == 0
-    assert own[("cold_users", "all")].model.user_id_dropout == cold_start.DEFAULT_ID_DROPOUT
+    assert fallback[("cold_items", "all")].model.id_dropout == cold_start.DEFAULT_ID_DROPOUT
 
     subset = cold_start.ablation_runs(base, seeds=(0,), subsets=["all", "ids+age"])
     assert {(r["split"], r["towers"]) for r in subset} == {
