@@ -20,6 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +103,9 @@ def _assert_trained_alike(single: Path, multi: Path) -> None:
     import hybridrec
 
     assert _loss_curve(multi) == pytest.approx(_loss_curve(single), rel=1e-5)
-    params = [jax.tree.leaves(hybridrec.load(w)._state[0]) for w in (single, multi)]
+    params = [
+        jax.tree.leaves(nnx.state(hybridrec.load(w).model, nnx.Param)) for w in (single, multi)
+    ]
     for a, b in zip(*params, strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
 
