@@ -214,6 +214,28 @@ def test_traceable_score_fn_with_params_matches_eager(data):
         assert a.metrics[name] == pytest.approx(b.metrics[name], abs=1e-6), name
 
 
+def test_host_scores_come_in_bounded_batches(data, monkeypatch):
+    # A score_fn that is not traceable returns (batch, num_items) host arrays: the evaluator
+    # asks for at most _HOST_SCORES_BYTES of them at a time and keeps one batch in flight, and
+    # the metrics do not depend on how the users were batched.
+    train, _, test, scores = data
+    kw = dict(train=train, ks=(5,), metrics=("ndcg", "recall", "auc"), batch_size=64)
+    whole = E.evaluate(lambda u: scores[u], test, **kw)
+    monkeypatch.setattr(evaluation, "_HOST_SCORES_BYTES", 4 * NUM_ITEMS * 5)  # 5 users
+    asked = []
+
+    def score_fn(user_ids):
+        asked.append(len(user_ids))
+        return scores[user_ids]
+
+    capped = E.evaluate(score_fn, test, **kw)
+    # Caps below 16 users are raised to 16; then the largest power of two that fits.
+    assert set(asked) == {16}
+    assert len(asked) == -(-int(whole.metrics["val/num_users_evaluated"]) // 16)
+    for name in whole.per_user:
+        np.testing.assert_array_equal(capped.per_user[name], whole.per_user[name], err_msg=name)
+
+
 def test_collie_mode_hand_built():
     # User 0: test items {1, 4}, training item 0 scores highest (scores as in test_metrics).
     # User 1: test item {2}, ranked third of six. User 2 has no test items.
