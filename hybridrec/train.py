@@ -256,6 +256,15 @@ def _train_and_evaluate(
         except MetricsError as err:
             raise ValueError(f"config.eval.metrics: {err}") from None
 
+    user_weighting = config.train.get("user_weighting") or 0.0
+    if isinstance(user_weighting, bool) or not isinstance(user_weighting, int | float) or not (
+        0 <= user_weighting < float("inf")
+    ):
+        raise ValueError(
+            f"config.train.user_weighting must be a number >= 0 (the exponent of the users' "
+            f"positive counts in the training weights), got {user_weighting!r}"
+        )
+
     # ---- data, features and provenance
     data = prepare_data(config)
     train = data.train
@@ -343,7 +352,8 @@ def _train_and_evaluate(
     positives = dict(
         user_ids=jnp.asarray(train.user_ids),
         item_ids=jnp.asarray(train.item_ids),
-        weights=jnp.asarray(train.interaction_weights),
+        # config.train.user_weighting: each user's share of the loss moved toward equal.
+        weights=jnp.asarray(train.user_balanced_weights(float(user_weighting))),
         ratings=jnp.asarray(
             train.ratings if train.ratings is not None else np.zeros(len(train), np.float32)
         ),

@@ -74,6 +74,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         batch_size=1024,
         num_epochs=10,
         steps_per_dispatch=64,
+        # Each positive weighs n_u ** -user_weighting (n_u: its user's training positives),
+        # rescaled to the same total: 0 weighs every positive alike, so the heaviest users
+        # dominate the loss; 1 gives every user the same total weight
+        # (Interactions.user_balanced_weights).
+        user_weighting=0.0,
     )
 
     # Optimizer: groups follow variable types (hybridrec.optim)

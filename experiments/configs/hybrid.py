@@ -141,6 +141,24 @@ below warm ones more often; their top-10 share was already ~0 either way. The sy
 data, hybrid.py's recipe (``--id-dropout 0`` vs ``0.1``, 3 seeds): cold among cold NDCG@10
 0.1305 vs 0.1264, AUC 0.7898 vs 0.7871; warm items AUC 0.9161 vs 0.9103; against the catalogue
 AUC 0.657 vs 0.719.
+The gap to EASE (2026-12-07). On validation of split seeds 100-102 (init seeds 0-2, paired
+against this config over 3 x 942 (seed, user) pairs) EASE leads by 0.0069 NDCG@10 (0.2646 vs
+0.2574) and trails by 0.009 AUC. By the users' number of training positives, EASE's lead is on
+light users: +0.020 NDCG@10 for users with fewer than 20, +0.005 at 20-40, level at 40-160,
++0.012 above 160 (where the history cap of 128 bites). Tried, none kept: user-balanced weights
+(``config.train.user_weighting``, each positive weighing n_u ** -a): a = 0.25 / 0.5 / 0.75
++0.0024 (p<1e-4) / +0.0023 / +0.0007 NDCG@10, AUC +0.0004, mostly on light users (+0.003 to
++0.004), but on the synthetic beer data (``beer_hybrid.py``, 3 split seeds) a = 0.25 cost
+NDCG@10 -0.0037 (p=0.006) and AUC -0.0042, so it is not a default; history pooled by
+``mean`` or ``sum`` instead of ``sqrtn``: -0.0074 / -0.0089; no user ID tower (history and
+demographics only): -0.0016; no history cap: +0.0008 at twice the time; dimension 32, decay
+0.5, 25 epochs: +0.0040 at 2.8x the time; a = 0.5 with dimension 32 and decay 0.5: +0.0054 at
+1.6x the time (6 runs); iALS's objective (squared error on positives plus a Gramian penalty on
+every item's score) alone: NDCG@10 0.14, added to adaptive BPR: -0.005 (seed 0); a learned
+item-item term over each item's 64-128 most co-occurring items (BPR, a numpy/JAX probe outside
+the framework): 0.228-0.241 alone, and trained on top of this model's scores it lowered them
+(0.2495 vs 0.2596). Mixing EASE's scores into this model's (z-scored, weight 0.25) would give
+0.2755, so the two are complementary, but that is an ensemble with EASE, not this model.
 Variants: ``hybrid.py:no_history`` (without the history tower), ``hybrid.py:smoke`` (a few
 steps on tiny synthetic data, for tests).
 """

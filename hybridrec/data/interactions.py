@@ -511,6 +511,40 @@ class Interactions:
             return np.ones(len(self), np.float32)
         return self.weights
 
+    def user_balanced_weights(self, exponent: float) -> np.ndarray:
+        """(N,) float32 training weights that move each user's share of the loss toward equal.
+
+        Each interaction's weight (``interaction_weights``) times ``n_u ** -exponent``, where
+        ``n_u`` is the number of interactions of its user, rescaled so that the weights sum to
+        what they summed to before (the loss's scale, and so the learning rate, unchanged).
+        ``exponent=0`` returns ``interaction_weights``; ``1`` gives every user the same total
+        weight (a user-level average, as an autoencoder trained a user at a time has); between
+        the two, heavy users still count more, but less than in proportion to their activity.
+
+        Args:
+          exponent: >= 0.
+
+        Returns:
+          (N,) float32.
+
+        Raises:
+          InteractionsError: a negative or non-finite exponent.
+        """
+        exponent = float(exponent)
+        if not np.isfinite(exponent) or exponent < 0:
+            raise InteractionsError(
+                f"user_balanced_weights: the exponent must be a finite number >= 0, got {exponent}"
+            )
+        weights = self.interaction_weights
+        if exponent == 0 or len(self) == 0:
+            return weights
+        counts = np.bincount(self.user_ids, minlength=self.num_users).astype(np.float64)
+        scaled = weights * counts[self.user_ids] ** -exponent
+        total = float(scaled.sum())
+        if total <= 0:  # every weight is zero: nothing to rescale
+            return weights
+        return (scaled * (float(weights.sum()) / total)).astype(np.float32)
+
     def replace(self, **changes: Any) -> Interactions:
         """A copy with some fields replaced (validated again)."""
         return dataclasses.replace(self, **changes)

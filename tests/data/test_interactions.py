@@ -289,3 +289,29 @@ def test_id_lookup_never_truncates_fractional_ids():
     )
     with pytest.raises(KeyError, match="unknown item ID '12.5'"):
         m.to_index(np.array(["12", "12.5"], dtype=object))
+
+
+@pytest.mark.parametrize("exponent", [0.0, 0.5, 1.0])
+def test_user_balanced_weights_match_brute_force(exponent):
+    # Users a (3 positives, one of weight 2), b (2), c (1): brute force over the rows.
+    frame = pd.DataFrame(
+        {"user": ["a", "a", "b", "a", "c", "b"], "item": [1, 2, 1, 3, 2, 2],
+         "w": [1.0, 2.0, 1.0, 1.0, 1.0, 1.0]}
+    )
+    x = Interactions.from_dataframe(frame, user_col="user", item_col="item", weight_col="w")
+    got = x.user_balanced_weights(exponent)
+    counts = {"a": 3, "b": 2, "c": 1}
+    raw = np.array([w * counts[u] ** -exponent for u, w in zip(frame.user, frame.w)])
+    expected = raw * frame.w.sum() / raw.sum()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.dtype == np.float32
+    if exponent == 1.0:
+        # Users of unit weights (b: 2 positives, c: 1) get the same total, whatever their activity.
+        users = frame.user.to_numpy()
+        assert got[users == "b"].sum() == pytest.approx(got[users == "c"].sum())
+
+
+def test_user_balanced_weights_refuse_a_negative_exponent():
+    x = Interactions.from_dataframe(_frame(), user_col="user", item_col="item")
+    with pytest.raises(InteractionsError, match="exponent"):
+        x.user_balanced_weights(-0.5)
