@@ -29,6 +29,14 @@ and SGD ~1.7 ms. Batch size barely moved positives/s (512: -16%, 2048: +7%, 4096
 NDCG@10 after 2 epochs), nor did 256 steps per dispatch instead of 64 (+2%). Scoring the K
 negatives without gradients and training on the hardest one only (the pairwise objective with
 an adaptive loss, 2026-12-05, load ~2.4): 1.70 ms a step against 2.43 ms.
+
+This script's step is not the whole story: on 2026-12-07 a profile of it (``jax.profiler``
+events summed by name) put a quarter of the step in one loop fusion, the K negatives' rows
+gathered, multiplied with the user's row, summed and arg-maxed (0.38 of 1.51 ms). Writing
+``score_encoded`` as an einsum (a batched dot) took this script's step from 1.79-1.89 to
+1.54-1.61 ms (two paired runs), but the trainer's epochs in ``bench_scale.py --systems
+hybridrec`` did not move (0.36-0.63M/s against 0.47-0.75M/s over five paired runs), so it was
+not kept: time a change in ``bench_scale.py`` before believing this script.
 """
 
 from __future__ import annotations
