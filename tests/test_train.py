@@ -368,6 +368,30 @@ def test_config_mistakes_fail_before_training(tmp_path, key, value, error, patte
     assert checkpoint_steps(tmp_path / "run") == []
 
 
+def test_user_weighting_sets_the_training_weights(tmp_path, monkeypatch):
+    # The trainer asks the training interactions for their user-balanced weights with the
+    # config's exponent, once; on the smoke data users differ in activity, so they are not all 1.
+    from hybridrec import Interactions
+
+    seen = []
+    original = Interactions.user_balanced_weights
+
+    def spy(self, exponent):
+        weights = original(self, exponent)
+        seen.append((exponent, weights, np.bincount(self.user_ids)[self.user_ids]))
+        return weights
+
+    monkeypatch.setattr(Interactions, "user_balanced_weights", spy)
+    config = mf_smoke()
+    config.train.user_weighting = 0.5
+    train_and_evaluate(config, str(tmp_path / "run"))
+    assert [exponent for exponent, *_ in seen] == [0.5]
+    _, weights, counts = seen[0]
+    # Heavier users' positives weigh less, in proportion to counts ** -0.5.
+    np.testing.assert_allclose(weights * np.sqrt(counts), (weights * np.sqrt(counts))[0], rtol=1e-5)
+    assert counts.min() < counts.max()
+
+
 def test_unknown_tower_field_names_the_fields_that_exist(tmp_path):
     config = hybrid.get_config("smoke")
     config.model.item_towers.genres.field = "genre"
