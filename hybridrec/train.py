@@ -40,6 +40,7 @@ from flax import nnx
 
 from hybridrec import evaluation, objectives, optim, rundir, sharding
 from hybridrec.checkpoint import Checkpointer
+from hybridrec.data import history as history_lib
 from hybridrec.data.interactions import Interactions
 from hybridrec.data.sampling import NegativeSampler
 from hybridrec.experiment import (
@@ -264,6 +265,12 @@ def _train_and_evaluate(
             f"config.train.user_weighting must be a number >= 0 (the exponent of the users' "
             f"positive counts in the training weights), got {user_weighting!r}"
         )
+    history_path = config.features.get("history_path") or "auto"
+    if history_path not in history_lib.PATHS:
+        raise ValueError(
+            f"config.features.history_path={history_path!r}; choose one of {history_lib.PATHS} "
+            "(how training pools the users' histories: hybridrec.data.history.choose_path)"
+        )
 
     # ---- data, features and provenance
     data = prepare_data(config)
@@ -378,6 +385,16 @@ def _train_and_evaluate(
     user_keys = {"ids", "known", *model.user_reads}
     item_keys = {"ids", "known", *model.item_reads}
     item_keys |= objective.item_keys
+    extra = {}
+    if history_lib.IDS in user_keys and history_lib.IDS in data.user_table:
+        # The history pooled per row of the batch, or for all users once a step when the table
+        # has fewer slots (small data: hybridrec.data.history.choose_path).
+        ids = np.asarray(data.user_table[history_lib.IDS])
+        if history_lib.choose_path(history_path, ids, batch_size) == "all_users":
+            extra[history_lib.ALL_USERS] = jax.tree.map(
+                jnp.asarray,
+                history_lib.all_users_arrays(ids, data.user_table[history_lib.WEIGHTS]),
+            )
     device_data = placement.replicate(
         dict(
             positives=positives,
@@ -385,6 +402,7 @@ def _train_and_evaluate(
             items={k: v for k, v in item_table.items() if k in item_keys},
             sampler=sampler,
             key=base_key,
+            **extra,
         )
     )
 

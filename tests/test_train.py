@@ -358,6 +358,7 @@ def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
         ("data.name", "movielens-1m", ValueError, r"unknown dataset 'movielens-1m'"),
         ("train.metadata_credit", dict(field="genre", weight=0.5), ValueError, r"genre"),
         ("train.user_weighting", -0.5, ValueError, r"config.train.user_weighting.*>= 0"),
+        ("features.history_path", "all", ValueError, r"config.features.history_path='all'"),
     ],
 )  # fmt: skip
 def test_config_mistakes_fail_before_training(tmp_path, key, value, error, pattern):

@@ -57,6 +57,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # None: all (MovieLens 100K: at most 340 a user). Cap it on larger data: every step
         # gathers (batch_size, width) history slots, and width is the busiest user's count.
         history_max_items=placeholder(int),
+        # How training pools the histories: "batch" (each row's slots), "all_users" (every user's
+        # once a step, minus each row's target), "auto": all_users while the table has at most
+        # half of batch_size x width slots (hybridrec.data.history.choose_path).
+        history_path="auto",
     )
 
     # Model: plain matrix factorization with biases (hybridrec.models; a config replaces it)

@@ -35,7 +35,20 @@ import numpy as np
 from hybridrec.data.fields._base import FieldInfo
 from hybridrec.data.interactions import Interactions
 
-__all__ = ["FIELD", "IDS", "KNOWN", "WEIGHTS", "field_info", "history_arrays", "mask_target"]
+__all__ = [
+    "ALL_USERS",
+    "FIELD",
+    "IDS",
+    "KNOWN",
+    "PATHS",
+    "WEIGHTS",
+    "all_users_arrays",
+    "choose_path",
+    "field_info",
+    "history_arrays",
+    "mask_target",
+    "target_out_of_all_users",
+]
 
 FIELD = "history"
 IDS = f"{FIELD}/ids"
@@ -44,6 +57,18 @@ WEIGHTS = f"{FIELD}/weights"
 # ``known`` (a history is interaction-derived, like the ID row); serving sets it for a new user
 # who names items, who has a history but no ID row.
 KNOWN = f"{FIELD}/known"
+# The ``data`` entry (``all_users_arrays``) that makes training pool every user's history once a
+# step (``target_out_of_all_users``), and the batch keys that carry it to the tower.
+ALL_USERS = "history_all_users"
+ALL_IDS, ALL_WEIGHTS, ALL_ROWS = f"{FIELD}/all_ids", f"{FIELD}/all_weights", f"{FIELD}/all_rows"
+SUM_W, SUM_W2 = f"{FIELD}/sum_weights", f"{FIELD}/sum_squared_weights"
+USER_ROWS, TARGET_IDS, TARGET_WEIGHTS = (
+    f"{FIELD}/user_rows",
+    f"{FIELD}/target_ids",
+    f"{FIELD}/target_weights",
+)
+#: ``config.features.history_path`` values: how training pools the history (``choose_path``).
+PATHS = ("auto", "batch", "all_users")
 
 
 def history_arrays(
@@ -140,4 +165,86 @@ def mask_target(
     ids, weights = f"{field}/ids", f"{field}/weights"
     keep = users[ids] != (item_ids[:, None] + 1)
     users[weights] = users[weights] * keep
+    return users
+
+
+def all_users_arrays(ids: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Every user's history as flat arrays, for pooling all users at once in a training step.
+
+    Args:
+      ids: (num_users, W) int history table (``history_arrays``; item index + 1, 0 = padding).
+      weights: (num_users, W) float weights of its slots.
+
+    Returns:
+      ``{ALL_IDS: (N,) int32 slots' ids, ALL_WEIGHTS: (N,) float32, ALL_ROWS: (N,) int32 user of
+      each slot (sorted), SUM_W: (num_users,) float32 sum of each user's weights, SUM_W2:
+      (num_users,) float32 sum of their squares}``, N = the table's non-padding slots.
+    """
+    ids = np.asarray(ids)
+    weights = np.where(ids > 0, np.asarray(weights, np.float32), np.float32(0.0))
+    rows, cols = np.nonzero(ids > 0)  # row-major: the rows come out sorted
+    return {
+        ALL_IDS: ids[rows, cols].astype(np.int32),
+        ALL_WEIGHTS: weights[rows, cols].astype(np.float32),
+        ALL_ROWS: rows.astype(np.int32),
+        SUM_W: weights.sum(axis=1, dtype=np.float64).astype(np.float32),
+        SUM_W2: (weights.astype(np.float64) ** 2).sum(axis=1).astype(np.float32),
+    }
+
+
+def choose_path(path: str | None, ids: np.ndarray, batch_size: int) -> str:
+    """``"batch"`` or ``"all_users"``: how a training step pools the users' histories.
+
+    ``"batch"`` gathers each row's (W,) history slots, (batch_size, W) table rows a step, and
+    scatters their gradients back; ``"all_users"`` pools every user's history once a step, N
+    rows (the table's non-padding slots), and takes each row's pooled vector minus its target
+    item. The two give the same pooled vectors and gradients (``tests/towers``); ``"auto"``
+    (or None) picks ``"all_users"`` when N is at most half of batch_size x W. On MovieLens 100K
+    (49,426 slots against 1,024 x 128) it made the history's gather and gradient ~3.5x cheaper
+    (1.1 ms -> 0.3 ms in a micro-benchmark) and ``hybrid.py``'s 20 epochs ~1.8x faster (3.9 s
+    -> 2.0-2.3 s, the same metrics and loss to the printed digits; 2026-12-07); on larger data
+    N outgrows any batch.
+
+    Raises:
+      ValueError: an unknown ``path``.
+    """
+    path = "auto" if path is None else str(path)
+    if path not in PATHS:
+        raise ValueError(f"config.features.history_path={path!r}; choose one of {PATHS}")
+    if path != "auto":
+        return path
+    ids = np.asarray(ids)
+    slots = int(np.count_nonzero(ids))
+    return "all_users" if 2 * slots <= int(batch_size) * ids.shape[1] else "batch"
+
+
+def target_out_of_all_users(
+    users: Mapping[str, jnp.ndarray],
+    all_users: Mapping[str, jnp.ndarray],
+    user_ids: jnp.ndarray,
+    item_ids: jnp.ndarray,
+) -> dict:
+    """The user batch for the tower's all-users pooling, with each row's target left out.
+
+    The counterpart of ``mask_target``: instead of each row's (W,) slots, the batch carries
+    every user's history (``all_users_arrays``), the row's user, and the target item with its
+    weight in that user's history (0 when the history does not hold it), which the tower
+    subtracts from the user's pooled sum.
+
+    Args:
+      users: user batch with ``"history/ids"`` and ``"history/weights"`` (B, W).
+      all_users: ``all_users_arrays`` of the whole user table.
+      user_ids: (B,) int user indices of the rows.
+      item_ids: (B,) int item indices of the positives scored against these users.
+
+    Returns:
+      A new dict: the (B, W) history slots replaced by the all-users keys.
+    """
+    users = dict(users)
+    ids, weights = users.pop(IDS), users.pop(WEIGHTS)
+    hit = ids == (item_ids[:, None] + 1)
+    users[TARGET_WEIGHTS] = jnp.sum(jnp.where(hit, weights, 0.0), axis=-1)
+    users[TARGET_IDS] = (item_ids + 1).astype(jnp.int32)
+    users[USER_ROWS] = user_ids.astype(jnp.int32)
+    users.update(all_users)
     return users

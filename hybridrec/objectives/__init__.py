@@ -89,8 +89,14 @@ class Objective:
         """Adds ``users`` and ``pos_items`` (entity batches of B rows) to ``batch``."""
         users = gather(data["users"], batch["user_ids"])
         if history_lib.IDS in users:
-            # Leave-one-out history: predict the positive from the user's other items.
-            users = history_lib.mask_target(users, batch["item_ids"])
+            # Leave-one-out history: predict the positive from the user's other items, pooled
+            # per row or, on small data, for all users at once (hybridrec.data.history).
+            if history_lib.ALL_USERS in data:
+                users = history_lib.target_out_of_all_users(
+                    users, data[history_lib.ALL_USERS], batch["user_ids"], batch["item_ids"]
+                )
+            else:
+                users = history_lib.mask_target(users, batch["item_ids"])
         return {**batch, "users": users, "pos_items": gather(data["items"], batch["item_ids"])}
 
     def loss(self, model, batch: Mapping[str, Any], key: jax.Array) -> jax.Array:

@@ -181,7 +181,10 @@ def embedding_bag(
     rows = lookup(table, ids) if isinstance(table, Embedding) else table[ids]  # (B, W, D)
     mask = (ids > 0).astype(rows.dtype)  # (B, W)
     w = mask if weights is None else jnp.asarray(weights, rows.dtype) * mask
-    pooled = jnp.einsum("bw,bwd->bd", w, rows)  # (B, D)
+    # A multiply and a sum over slots, not an einsum: XLA's CPU backend makes the einsum a
+    # batched (1, W) x (W, D) dot, and its gradient a transposed copy of the (B, W, D) rows; at
+    # 1024 x 128 slots of width 16 the gradient took 1.24 ms against 1.36 (medians, 2026-12-07).
+    pooled = jnp.sum(w[..., None] * rows, axis=-2)  # (B, D)
     if pooling == "sum":
         return pooled
     if pooling == "mean":

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrec.towers.categorical import CategoricalTower, example_bag
+from hybridrec.variables import lookup
 
 
 class HistoryTower(CategoricalTower):
@@ -49,12 +50,49 @@ class HistoryTower(CategoricalTower):
 
     def __call__(self, batch: Mapping[str, jax.Array]) -> jax.Array:
         """Returns (B, D): the pooled history, zero for rows whose ``"{field}/known"`` (if the
-        batch has it, else ``known``) is 0."""
-        pooled = super().__call__(batch)
+        batch has it, else ``known``) is 0.
+
+        The batch holds either each row's slots, ``"{field}/ids"`` and ``"{field}/weights"``
+        (B, W), or, in training on the ``all_users`` path (``hybridrec.data.history``), every
+        user's history and each row's user and target item (``_pool_all_users``)."""
+        if f"{self.field}/all_ids" in batch:
+            pooled = self._pool_all_users(batch)
+        else:
+            pooled = super().__call__(batch)
         mask = batch.get(f"{self.field}/known", batch.get("known"))
         if mask is None:
             return pooled
         return pooled * jnp.asarray(mask, pooled.dtype)[:, None]
+
+    def _pool_all_users(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+        """(B, D): every user's history pooled once, then each row's user minus its target.
+
+        ``sum_{j in N(u) - {i}} w_j y_j = S_u - w_i y_i`` with ``S_u`` the user's whole sum
+        (one segment sum over the N history slots of all users) and ``w_i`` the target's weight
+        in the history (0 if absent); the norm likewise (``sum w^2 - w_i^2`` for ``sqrtn``).
+        The same vectors and gradients as the per-row slots with the target masked, for N
+        table rows a step instead of B x W.
+        """
+        f = self.field
+        sum_w = batch[f"{f}/sum_weights"]  # (U,)
+        rows = lookup(self.table, batch[f"{f}/all_ids"]) * batch[f"{f}/all_weights"][:, None]
+        sums = jax.ops.segment_sum(
+            rows, batch[f"{f}/all_rows"], num_segments=sum_w.shape[0], indices_are_sorted=True
+        )  # (U, D)
+        user_rows = batch[f"{f}/user_rows"]  # (B,)
+        target_w = batch[f"{f}/target_weights"]  # (B,)
+        target = lookup(self.table, batch[f"{f}/target_ids"]) * target_w[:, None]
+        pooled = sums[user_rows] - target  # (B, D)
+        if self.pooling == "sum":
+            return pooled
+        if self.pooling == "mean":
+            norm = sum_w[user_rows] - target_w
+        else:  # sqrtn
+            squares = batch[f"{f}/sum_squared_weights"][user_rows] - target_w**2
+            norm = jnp.sqrt(jnp.maximum(squares, 0.0))
+        # Float rounding can leave a tiny norm where the target was the only item; the sum is
+        # then ~0 too, as on the per-row path (a bag with no slot gives zeros).
+        return pooled / jnp.where(norm > 1e-6, norm, 1.0)[:, None]
 
 
 Tower = HistoryTower

@@ -1,5 +1,6 @@
 """hybridrec.data.history: users' training items as a bag field, and leave-one-out masking."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -173,3 +174,94 @@ def test_the_history_kind_for_new_users():
         FeatureEncoder([FieldSpec("h", entity="user", kind="history")]).fit(
             user_metadata=dataset.user_metadata
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The all-users path: every user's history pooled once a step, minus each row's target.
+
+
+def _table_and_batch(seed=0):
+    """A history table with uneven weights, an empty user, and a user whose only item is a
+    target; a batch with repeated users and targets inside and outside the histories."""
+    rng = np.random.default_rng(seed)
+    num_users, width, num_items = 7, 5, 12
+    ids = np.zeros((num_users, width), np.int32)
+    for u in range(num_users - 2):
+        items = rng.choice(num_items, size=rng.integers(1, width + 1), replace=False)
+        ids[u, : len(items)] = items + 1
+    ids[num_users - 1, 0] = 4  # one item (index 3); user num_users - 2 has none
+    weights = np.where(ids > 0, rng.uniform(0.2, 2.0, ids.shape), 0.0).astype(np.float32)
+    user_ids = np.array([0, 0, 1, 2, 3, 4, 5, 6, 6, 1], np.int32)
+    item_ids = np.array([ids[0, 0] - 1, 11, ids[1, 1] - 1, 0, ids[3, 0] - 1, 7, 2, 3, 5, 11])
+    return ids, weights, user_ids, item_ids.astype(np.int32), num_items
+
+
+@pytest.mark.parametrize("pooling", ["sqrtn", "mean", "sum"])
+def test_all_users_pooling_equals_per_row_pooling_and_its_gradients(pooling):
+    from flax import nnx
+
+    from hybridrec.towers.history import HistoryTower
+
+    ids, weights, user_ids, item_ids, num_items = _table_and_batch()
+    info = history.field_info(num_items, ids.shape[1])
+    tower = HistoryTower(
+        field="history", features_info=info, output_dim=6, rngs=nnx.Rngs(0), pooling=pooling
+    )
+    graphdef, state = nnx.split(tower)
+    rows = {history.IDS: jnp.asarray(ids[user_ids]), history.WEIGHTS: jnp.asarray(weights[user_ids])}
+    per_row = history.mask_target(rows, jnp.asarray(item_ids))
+    everyone = jax.tree.map(jnp.asarray, history.all_users_arrays(ids, weights))
+    all_users = history.target_out_of_all_users(
+        rows, everyone, jnp.asarray(user_ids), jnp.asarray(item_ids)
+    )
+    assert history.IDS not in all_users  # the (B, W) slots are not carried on
+    # The brute-force reference: each row's pooled slots, its target left out.
+    table = np.asarray(tower.table.get_value())
+    expected = np.zeros((len(user_ids), 6))
+    for b, (u, i) in enumerate(zip(user_ids, item_ids)):
+        keep = (ids[u] > 0) & (ids[u] != i + 1)
+        w = weights[u][keep]
+        total = (w[:, None] * table[ids[u][keep]]).sum(0)
+        norm = {"sum": 1.0, "mean": w.sum(), "sqrtn": np.sqrt((w**2).sum())}[pooling]
+        expected[b] = total / norm if norm > 0 else 0.0
+
+    projection = jnp.asarray(np.random.default_rng(1).normal(size=(len(user_ids), 6)))
+
+    def loss(state, batch):
+        return jnp.sum(nnx.merge(graphdef, state)(batch) * projection)
+
+    for batch in (per_row, all_users):
+        out = np.asarray(nnx.merge(graphdef, state)(batch))
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    grads = [jax.grad(loss)(state, batch) for batch in (per_row, all_users)]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(jax.tree.leaves(grads[1])[0])).sum() > 0
+    # Rows whose history is empty (user 5) or was only the target (user 6 with item 3) pool to
+    # zero; user 6 with another target keeps the item.
+    np.testing.assert_array_equal(expected[[6, 7]], 0.0)
+    assert np.abs(expected[8]).sum() > 0
+
+
+def test_all_users_arrays_flatten_the_table():
+    ids, weights, *_ = _table_and_batch(seed=3)
+    flat = history.all_users_arrays(ids, weights)
+    rows, cols = np.nonzero(ids)
+    np.testing.assert_array_equal(flat[history.ALL_IDS], ids[rows, cols])
+    np.testing.assert_array_equal(flat[history.ALL_ROWS], rows)
+    np.testing.assert_allclose(flat[history.ALL_WEIGHTS], weights[rows, cols])
+    for u in range(ids.shape[0]):
+        w = weights[u][ids[u] > 0]
+        np.testing.assert_allclose(flat[history.SUM_W][u], w.sum(), rtol=1e-6)
+        np.testing.assert_allclose(flat[history.SUM_W2][u], (w**2).sum(), rtol=1e-6)
+
+
+def test_choose_path():
+    ids = np.zeros((10, 8), np.int32)
+    ids[:, :3] = 1  # 30 slots
+    assert history.choose_path("auto", ids, batch_size=8) == "all_users"  # 30 <= 8 * 8 / 2
+    assert history.choose_path(None, ids, batch_size=7) == "batch"  # 30 > 28
+    assert history.choose_path("batch", ids, batch_size=8) == "batch"
+    assert history.choose_path("all_users", ids, batch_size=1) == "all_users"
+    with pytest.raises(ValueError, match="history_path='rows'"):
+        history.choose_path("rows", ids, batch_size=8)
