@@ -18,6 +18,7 @@ the (seed, user) pairs. Peak RSS is the process's (both systems run in it).
 
     python benchmarks/bench_hybrid.py                 # 3 seeds, ~3 min on 2 quiet cores
     python benchmarks/bench_hybrid.py --seeds 5 --config hybrid.py:no_history
+    python benchmarks/bench_hybrid.py --seeds 5 --ease   # and EASE, paired against hybridrec
 
 LightFM: ``pip install -r benchmarks/requirements-peers.txt`` (see the notes at its top).
 """
@@ -38,6 +39,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 METRICS = ("ndcg@10", "recall@10", "auc")
+# Collie's conventions (training items count against the model), printed for hybridrec.
+COLLIE_METRICS = ("collie_map@10", "collie_mrr", "collie_auc")
 
 
 def peak_rss_mb() -> float:
@@ -57,9 +60,10 @@ def run_hybridrec(config, workdir: str) -> dict:
     return dict(
         train_s=epoch_s,
         wall_s=wall,
-        compile_s=metrics["train/compile_s"],
-        samples_per_s=metrics["train/samples_per_s"],
+        compile_s=metrics.get("train/compile_s"),
+        samples_per_s=metrics.get("train/samples_per_s"),
         **{m: metrics[f"val/{m}"] for m in METRICS},
+        **{m: metrics[f"val/{m}"] for m in COLLIE_METRICS if f"val/{m}" in metrics},
         per_user={
             m: dict(zip(per_user[f"val/{m}:user_ids"].tolist(), per_user[f"val/{m}"].tolist()))
             for m in METRICS
@@ -103,6 +107,9 @@ def main() -> None:
     parser.add_argument("--config", default="hybrid.py", help="config NAME[.py][:arg]")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="LightFM's threads")
+    parser.add_argument(
+        "--ease", action="store_true", help="also fit ease.py and test hybridrec against it"
+    )
     args = parser.parse_args()
 
     from experiments.cold_start import load_config
@@ -148,24 +155,43 @@ def main() -> None:
             f"{system:10} train {m['train_s']:.1f} s, wall {m['wall_s']:.1f} s, "
             + ", ".join(f"{k} {m[k]:.4f}" for k in METRICS)
         )
+    collie = [k for k in COLLIE_METRICS if all(k in r for r in rows["hybridrec"])]
+    if collie:
+        print(
+            "hybridrec  Collie-compatible: "
+            + ", ".join(f"{k} {np.mean([r[k] for r in rows['hybridrec']]):.4f}" for k in collie)
+        )
+    if args.ease:
+        # EASE on the same split (deterministic: one fit serves every seed's pairs).
+        config = load_config("ease.py")
+        config.seed, config.progress, config.plots = 0, False, False
+        with tempfile.TemporaryDirectory(prefix="bench_hybrid_ease_") as workdir:
+            ease = run_hybridrec(config, workdir)
+        print("ease       " + ", ".join(f"{k} {ease[k]:.4f}" for k in METRICS))
+        _paired(rows["hybridrec"], [ease] * len(rows["hybridrec"]), "ease")
     if have_lightfm:
-        from scipy import stats
-
         print(
             f"hybridrec / lightfm: train time x{means['hybridrec']['train_s'] / means['lightfm']['train_s']:.2f}, "
             f"wall x{means['hybridrec']['wall_s'] / means['lightfm']['wall_s']:.2f}"
         )
-        for m in METRICS:
-            a, b = [], []
-            for ours, theirs in zip(rows["hybridrec"], rows["lightfm"]):
-                common = sorted(set(ours["per_user"][m]) & set(theirs["per_user"][m]))
-                a += [ours["per_user"][m][u] for u in common]
-                b += [theirs["per_user"][m][u] for u in common]
-            t = stats.ttest_rel(a, b)
-            print(
-                f"  {m}: hybridrec - lightfm = {np.mean(a) - np.mean(b):+.4f} "
-                f"(paired t over {len(a)} (seed, user) pairs, p = {t.pvalue:.2g})"
-            )
+        _paired(rows["hybridrec"], rows["lightfm"], "lightfm")
+
+
+def _paired(ours_rows: list[dict], their_rows: list[dict], name: str) -> None:
+    """Prints hybridrec minus ``name`` per metric, with a paired t-test over (seed, user)."""
+    from scipy import stats
+
+    for m in METRICS:
+        a, b = [], []
+        for ours, theirs in zip(ours_rows, their_rows):
+            common = sorted(set(ours["per_user"][m]) & set(theirs["per_user"][m]))
+            a += [ours["per_user"][m][u] for u in common]
+            b += [theirs["per_user"][m][u] for u in common]
+        t = stats.ttest_rel(a, b)
+        print(
+            f"  {m}: hybridrec - {name} = {np.mean(a) - np.mean(b):+.4f} "
+            f"(paired t over {len(a)} (seed, user) pairs, p = {t.pvalue:.2g})"
+        )
 
 
 if __name__ == "__main__":

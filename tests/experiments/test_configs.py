@@ -182,6 +182,15 @@ def test_cli_switches_on_plateau_and_early_stopping(tmp_path):
     assert _watcher(_EarlyStopping, defaults.eval.early_stopping) is None
 
 
+def test_hybrid_wide_changes_only_the_dimension_and_the_decay():
+    from hybridrec.logging import flatten_config
+
+    base, wide = (flatten_config(_module("hybrid").get_config(a)) for a in (None, "wide"))
+    changed = {k for k in base.keys() | wide.keys() if base.get(k) != wide.get(k)}
+    assert changed == {"model.embedding_dim", "optimizer.embeddings.weight_decay"}
+    assert (wide["model.embedding_dim"], wide["optimizer.embeddings.weight_decay"]) == (48, 0.7)
+
+
 @pytest.mark.slow
 def test_cli_runs_and_resumes(tmp_path):
     workdir = tmp_path / "run"
