@@ -198,12 +198,12 @@ def choose_path(path: str | None, ids: np.ndarray, batch_size: int) -> str:
     ``"batch"`` gathers each row's (W,) history slots, (batch_size, W) table rows a step, and
     scatters their gradients back; ``"all_users"`` pools every user's history once a step, N
     rows (the table's non-padding slots), and takes each row's pooled vector minus its target
-    item. The two give the same pooled vectors and gradients (``tests/towers``); ``"auto"``
-    (or None) picks ``"all_users"`` when N is at most half of batch_size x W. On MovieLens 100K
-    (49,426 slots against 1,024 x 128) it made the history's gather and gradient ~3.5x cheaper
-    (1.1 ms -> 0.3 ms in a micro-benchmark) and ``hybrid.py``'s 20 epochs ~1.8x faster (3.9 s
-    -> 2.0-2.3 s, the same metrics and loss to the printed digits; 2026-12-07); on larger data
-    N outgrows any batch.
+    item. The two give the same pooled vectors and gradients (``tests/data/test_history.py``);
+    ``"auto"`` (or None) picks ``"all_users"`` when N is at most half of batch_size x W. On
+    MovieLens 100K (49,426 slots against 1,024 x 128) it made the history's gather and gradient
+    ~3.5x cheaper (1.1 ms -> 0.3 ms in a micro-benchmark) and ``hybrid.py``'s 20 epochs ~1.8x
+    faster (3.9 s -> 2.0-2.3 s, the same metrics and loss to the printed digits; 2026-12-07); on
+    larger data N outgrows any batch.
 
     Raises:
       ValueError: an unknown ``path``.
