@@ -265,12 +265,7 @@ def _train_and_evaluate(
             f"config.train.user_weighting must be a number >= 0 (the exponent of the users' "
             f"positive counts in the training weights), got {user_weighting!r}"
         )
-    history_path = config.features.get("history_path") or "auto"
-    if history_path not in history_lib.PATHS:
-        raise ValueError(
-            f"config.features.history_path={history_path!r}; choose one of {history_lib.PATHS} "
-            "(how training pools the users' histories: hybridrec.data.history.choose_path)"
-        )
+    history_path = history_lib.check_path(config.features.get("history_path"))
 
     # ---- data, features and provenance
     data = prepare_data(config)

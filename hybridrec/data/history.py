@@ -43,6 +43,7 @@ __all__ = [
     "PATHS",
     "WEIGHTS",
     "all_users_arrays",
+    "check_path",
     "choose_path",
     "field_info",
     "history_arrays",
@@ -192,6 +193,17 @@ def all_users_arrays(ids: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarr
     }
 
 
+def check_path(path: str | None) -> str:
+    """``config.features.history_path`` (None: ``"auto"``), or ValueError naming the key."""
+    path = "auto" if path is None else path
+    if path not in PATHS:
+        raise ValueError(
+            f"config.features.history_path={path!r}; choose one of {PATHS} (how training pools "
+            "the users' histories: hybridrec.data.history.choose_path)"
+        )
+    return path
+
+
 def choose_path(path: str | None, ids: np.ndarray, batch_size: int) -> str:
     """``"batch"`` or ``"all_users"``: how a training step pools the users' histories.
 
@@ -208,9 +220,7 @@ def choose_path(path: str | None, ids: np.ndarray, batch_size: int) -> str:
     Raises:
       ValueError: an unknown ``path``.
     """
-    path = "auto" if path is None else str(path)
-    if path not in PATHS:
-        raise ValueError(f"config.features.history_path={path!r}; choose one of {PATHS}")
+    path = check_path(path)
     if path != "auto":
         return path
     ids = np.asarray(ids)
