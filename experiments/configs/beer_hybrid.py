@@ -23,8 +23,8 @@ Command (from the repository root)::
 
     python -m experiments.run --config beer_hybrid.py
 
-Expected here (2-core CPU): about 12 s for the command on the synthetic data (under 2 s of it
-training epochs). Measured (mean of seeds 0-4, validation split, 2026-12-07; ``python
+Expected here (2-core CPU): about 15 s for the command on the synthetic data (11-12 s inside
+``train_and_evaluate``, 2 s of it training epochs). Measured (mean of seeds 0-4, validation split, 2026-12-07; ``python
 benchmarks/bench_hybrid.py --seeds 5 --config beer_hybrid.py --ease --ease-l2 100``): ndcg@10
 0.2061, recall@10 0.2587, auc 0.9179 (filtered); collie_map@10 0.0600, collie_mrr 0.1568,
 collie_auc 0.9095. In the same run LightFM (WARP, dimension 64, identity + the same item fields)
