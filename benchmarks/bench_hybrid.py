@@ -20,6 +20,15 @@ the (seed, user) pairs. Peak RSS is the process's (both systems run in it).
     python benchmarks/bench_hybrid.py --seeds 5 --config hybrid.py:no_history
     python benchmarks/bench_hybrid.py --seeds 5 --ease   # and EASE, paired against hybridrec
     python benchmarks/bench_hybrid.py --seeds 5 --config beer_hybrid.py --ease --ease-l2 100
+    python benchmarks/bench_hybrid.py --seeds 5 --ease --ease-l2 200 --override \
+        '{"data.name": "synthetic", "features.schema": "synthetic-movies",
+          "data.synthetic": {"flavour": "movies", "num_users": 943, "num_items": 1682,
+                             "num_interactions": 100000, "explicit": true, "seed": 0},
+          "split": {"name": "stratified", "test_p": 0.1, "seed": 42, "force_split": true}}'
+
+``--override`` (JSON, dotted keys) changes the config of every system alike: hybridrec's, the
+data LightFM reads, and the data and split EASE is fitted on. The last command is ``hybrid.py``
+on synthetic movies of MovieLens 100K's size (the generator's planted signal, the same fields).
 
 LightFM: ``pip install -r benchmarks/requirements-peers.txt`` (see the notes at its top).
 """
@@ -103,6 +112,25 @@ def run_lightfm(config, seed: int, threads: int) -> dict:
     )
 
 
+def apply_overrides(config, overrides: dict) -> None:
+    """Sets ``{"section.key": value}`` entries on ``config`` in place (``--override``).
+
+    Raises:
+      SystemExit: a section or key the config does not have, with its name.
+    """
+    for dotted, value in overrides.items():
+        *sections, name = dotted.split(".")
+        target = config
+        for part in sections:
+            if part not in target:
+                raise SystemExit(f"--override {dotted!r}: the config has no section {part!r}")
+            target = target[part]
+        if name not in target:
+            raise SystemExit(f"--override {dotted!r}: the config has no key {name!r}")
+        with target.ignore_type():  # e.g. a dict for a placeholder, an int for a float
+            target[name] = value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="hybrid.py", help="config NAME[.py][:arg]")
@@ -114,11 +142,18 @@ def main() -> None:
         help="also fit ease.py on the config's data and split and test hybridrec against it",
     )
     parser.add_argument(
+        "--override",
+        default="{}",
+        help="JSON of config overrides for hybridrec, LightFM's data and EASE's data, e.g. "
+        '\'{"data.name": "synthetic", "features.schema": "synthetic-movies"}\'',
+    )
+    parser.add_argument(
         "--ease-l2",
         type=float,
         help="EASE's l2 (default: ease.py's 500, chosen on MovieLens; 100 on the synthetic beer)",
     )
     args = parser.parse_args()
+    overrides = json.loads(args.override)
 
     from experiments.cold_start import load_config
 
@@ -137,6 +172,7 @@ def main() -> None:
     print(header)
     for seed in range(args.seeds):
         config = load_config(args.config)
+        apply_overrides(config, overrides)
         config.seed = seed
         config.progress = False
         config.plots = False
@@ -174,6 +210,7 @@ def main() -> None:
         # ease.py's l2 (500) was chosen on MovieLens; elsewhere give --ease-l2.
         config = load_config("ease.py")
         benchmarked = load_config(args.config)
+        apply_overrides(benchmarked, overrides)
         config.data, config.split = benchmarked.data, benchmarked.split
         if args.ease_l2 is not None:
             config.model.l2 = args.ease_l2
