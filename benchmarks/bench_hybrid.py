@@ -112,25 +112,6 @@ def run_lightfm(config, seed: int, threads: int) -> dict:
     )
 
 
-def apply_overrides(config, overrides: dict) -> None:
-    """Sets ``{"section.key": value}`` entries on ``config`` in place (``--override``).
-
-    Raises:
-      SystemExit: a section or key the config does not have, with its name.
-    """
-    for dotted, value in overrides.items():
-        *sections, name = dotted.split(".")
-        target = config
-        for part in sections:
-            if part not in target:
-                raise SystemExit(f"--override {dotted!r}: the config has no section {part!r}")
-            target = target[part]
-        if name not in target:
-            raise SystemExit(f"--override {dotted!r}: the config has no key {name!r}")
-        with target.ignore_type():  # e.g. a dict for a placeholder, an int for a float
-            target[name] = value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="hybrid.py", help="config NAME[.py][:arg]")
@@ -155,6 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = json.loads(args.override)
 
+    from benchmarks.bench_scale import apply_overrides
     from experiments.cold_start import load_config
 
     rows: dict[str, list[dict]] = {"hybridrec": [], "lightfm": []}

@@ -219,13 +219,7 @@ def run_hybridrec(args: argparse.Namespace, info: dict) -> dict:
     config.model.embedding_dim = DIM
     assert config.train.num_negatives == NUM_NEGATIVES, "mf.py's negatives changed"
     config.train.num_epochs = args.epochs
-    for key, value in json.loads(args.override).items():  # e.g. {"train.batch_size": 4096}
-        section, name = key.rsplit(".", 1)
-        target = config
-        for part in section.split("."):
-            target = target[part]
-        with target.ignore_type():  # e.g. optimizer.embeddings.sparse: a name, not a bool
-            target[name] = value
+    apply_overrides(config, json.loads(args.override))  # e.g. {"train.batch_size": 4096}
     # Evals: once, after the last epoch (the plateau schedule would need one per epoch).
     config.optimizer.plateau = None
     config.eval.every_epochs = args.epochs
@@ -250,6 +244,26 @@ def run_hybridrec(args: argparse.Namespace, info: dict) -> dict:
         config=f"mf.py, dim {DIM}, {config.train.num_negatives} {config.train.sampler} negatives, "
         f"batch {config.train.batch_size}, embeddings {_embeddings_optimizer(config, info)}",
     )
+
+
+def apply_overrides(config, overrides: dict) -> None:
+    """Sets ``{"section.key": value}`` entries on ``config`` in place (``--override`` here and in
+    ``bench_hybrid.py``).
+
+    Raises:
+      SystemExit: a section or key the config does not have, with its name.
+    """
+    for dotted, value in overrides.items():
+        *sections, name = dotted.split(".")
+        target = config
+        for part in sections:
+            if part not in target:
+                raise SystemExit(f"--override {dotted!r}: the config has no section {part!r}")
+            target = target[part]
+        if name not in target:
+            raise SystemExit(f"--override {dotted!r}: the config has no key {name!r}")
+        with target.ignore_type():  # e.g. a dict for a placeholder, an int for a float
+            target[name] = value
 
 
 def _embeddings_optimizer(config, info: dict) -> str:
