@@ -199,9 +199,7 @@ def main() -> None:
         config.seed, config.progress, config.plots = 0, False, False
         with tempfile.TemporaryDirectory(prefix="bench_hybrid_ease_") as workdir:
             ease = run_hybridrec(config, workdir)
-        print(
-            f"ease (l2 {config.model.l2:g}) " + ", ".join(f"{k} {ease[k]:.4f}" for k in METRICS)
-        )
+        print(f"ease (l2 {config.model.l2:g}) " + ", ".join(f"{k} {ease[k]:.4f}" for k in METRICS))
         _paired(rows["hybridrec"], [ease] * len(rows["hybridrec"]), "ease")
     if have_lightfm:
         print(
