@@ -47,9 +47,11 @@ def get_config(name: str = "hybrid.py", arg: str | None = None) -> ml_collection
         return importlib.import_module(f"experiments.configs.{module}").get_config(arg)
     except ModuleNotFoundError:
         here = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "configs")
-        known = sorted(
-            f for f in os.listdir(here) if f.endswith(".py") and not f.startswith("_")
-        ) if os.path.isdir(here) else []
+        known = (
+            sorted(f for f in os.listdir(here) if f.endswith(".py") and not f.startswith("_"))
+            if os.path.isdir(here)
+            else []
+        )
         raise ValueError(f"no shipped config {name!r}; known: {known}") from None
 
 
@@ -98,7 +100,9 @@ def fit(
       directory).
     """
     if not isinstance(interactions, pd.DataFrame):
-        raise TypeError(f"interactions must be a pandas DataFrame, got {type(interactions).__name__}")
+        raise TypeError(
+            f"interactions must be a pandas DataFrame, got {type(interactions).__name__}"
+        )
     if config is None:
         config = "hybrid.py" if fields else "mf.py"
     if isinstance(config, str):

@@ -579,9 +579,7 @@ def _row_sparse_bias_schedule(config: Mapping[str, Any], params: nnx.State, tota
     """
     spec = dict(config.get("biases") or {})
     choice = spec.pop("sparse", None)
-    if choice is False or not any(
-        isinstance(var, Bias) for _, var in nnx.to_flat_state(params)
-    ):
+    if choice is False or not any(isinstance(var, Bias) for _, var in nnx.to_flat_state(params)):
         return None
     plain = (
         spec.get("name") == "sgd"

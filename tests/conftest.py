@@ -18,9 +18,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = Path(
-    os.environ.get(
-        "HYBRIDREC_TEST_JAX_CACHE", Path.home() / ".cache" / "hybridrec" / "jax-tests"
-    )
+    os.environ.get("HYBRIDREC_TEST_JAX_CACHE", Path.home() / ".cache" / "hybridrec" / "jax-tests")
 ).resolve()
 
 

@@ -242,7 +242,6 @@ def test_the_prior_term_is_the_softmax_of_the_training_items_marginal_plus_its_s
     np.testing.assert_allclose(with_l2 - values[0.25], 0.25 * 0.5 * 5.0, rtol=1e-5)
 
 
-
 def test_the_prior_term_trains_row_sparse_as_dense():
     # Under row-sparse training the tables are read by rows only; the ridge reads every row of
     # the prior's tables through ``lookup``, so the step is the dense step.
@@ -271,6 +270,7 @@ def test_the_prior_term_trains_row_sparse_as_dense():
         jax.tree.leaves(sparse.densify(rows_grads, params)), jax.tree.leaves(dense_grads)
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
 
 def test_the_prior_scores_only_items_without_an_id_and_only_out_of_training():
     model = _model(prior=True)

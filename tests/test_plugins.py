@@ -85,7 +85,9 @@ def test_resolve_aliases_and_registry():
     registry = {"a": 1}
     assert plugins.resolve("a", registry, what="thing", error=KeyError) == 1
     assert plugins.resolve("b", registry, what="thing", error=KeyError, aliases={"b": "a"}) == 1
-    assert plugins.resolve("os.path.join", registry, what="thing", error=KeyError).__name__ == "join"
+    assert (
+        plugins.resolve("os.path.join", registry, what="thing", error=KeyError).__name__ == "join"
+    )
 
 
 def test_a_dataset_by_dotted_path(own_module):

@@ -335,7 +335,9 @@ def test_find_items_and_item_by_title(trained):
     expected = {i for i, n in zip(trained.item_ids, names) if fragment in n.lower()}
     assert set(trained.find_items(fragment, limit=len(names)).item_id) == expected
     unique = [n for n in names if (names == n).sum() == 1]
-    assert trained.item_by_title(unique[0].lower()) == trained.item_ids[list(names).index(unique[0])]
+    assert (
+        trained.item_by_title(unique[0].lower()) == trained.item_ids[list(names).index(unique[0])]
+    )
     with pytest.raises(ServingError, match="no item is named"):
         trained.item_by_title("no such title at all")
     # A name shared by two items is refused with both IDs.

@@ -341,7 +341,6 @@ class FactorisedRecommender(Recommender):
 # Registry helpers (used by hybridrec.models.build and hybridrec.towers.build)
 
 
-
 def load_plugin(
     package: str, name: str, attr: str, *, what: str, available: Sequence[str], error: type
 ) -> Any:

@@ -715,7 +715,9 @@ def test_numeric_text_reads_as_numbers_and_the_error_names_the_bad_value_and_fil
     schema = FeatureSchema([FieldSpec("year", entity="item", kind="numeric")])
     frame = pd.DataFrame({"year": ["1992", "nineteen ninety", None]}, index=["a", "b", "c"])
     frame.attrs["source"] = "items.csv"
-    with pytest.raises(FeatureError, match=r"of items\.csv: row 1 \(ID 'b'\) holds str 'nineteen ninety'"):
+    with pytest.raises(
+        FeatureError, match=r"of items\.csv: row 1 \(ID 'b'\) holds str 'nineteen ninety'"
+    ):
         FeatureEncoder(schema).fit(frame)
     good = pd.DataFrame({"year": ["1992", "1993", None]}, index=["a", "b", "c"])
     encoder = FeatureEncoder(schema).fit(good)

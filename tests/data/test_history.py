@@ -208,7 +208,10 @@ def test_all_users_pooling_equals_per_row_pooling_and_its_gradients(pooling):
         field="history", features_info=info, output_dim=6, rngs=nnx.Rngs(0), pooling=pooling
     )
     graphdef, state = nnx.split(tower)
-    rows = {history.IDS: jnp.asarray(ids[user_ids]), history.WEIGHTS: jnp.asarray(weights[user_ids])}
+    rows = {
+        history.IDS: jnp.asarray(ids[user_ids]),
+        history.WEIGHTS: jnp.asarray(weights[user_ids]),
+    }
     per_row = history.mask_target(rows, jnp.asarray(item_ids))
     everyone = jax.tree.map(jnp.asarray, history.all_users_arrays(ids, weights))
     all_users = history.target_out_of_all_users(

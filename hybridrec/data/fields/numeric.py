@@ -79,8 +79,7 @@ class Encoder(FieldEncoder):
                     errors="coerce",
                 ).to_numpy(dtype=np.float64, na_value=np.nan)
                 ok = [
-                    is_missing_scalar(v)
-                    or (not isinstance(v, bool) and not np.isnan(parsed[i]))
+                    is_missing_scalar(v) or (not isinstance(v, bool) and not np.isnan(parsed[i]))
                     for i, v in enumerate(vals)
                 ]
                 if all(ok):
