@@ -75,7 +75,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybridrec.data.interactions import Interactions
+from hybridrec.data.interactions import Interactions, distinct_item_lists
 from hybridrec.metrics import (
     check_metric_names,
     metrics_from_stats,
@@ -206,7 +206,6 @@ class Exclusions:
 
     Attributes:
       num_users, num_items: the ID space.
-      keys: (P,) int64 sorted distinct ``user * num_items + item`` of the excluded pairs.
       indptr: (num_users + 1,) int64; user ``u``'s items are ``indices[indptr[u]:indptr[u + 1]]``.
       indices: (P,) int32 item indices, ascending within each user.
       source_sizes: interactions in each source (``train`` first, then ``exclude``), checked
@@ -215,13 +214,21 @@ class Exclusions:
 
     num_users: int
     num_items: int
-    keys: np.ndarray
     indptr: np.ndarray
     indices: np.ndarray
     source_sizes: tuple[int, ...]
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.indices)
+
+    @functools.cached_property
+    def keys(self) -> np.ndarray:
+        """(P,) int64 sorted ``user * num_items + item`` of the excluded pairs; made on demand
+        (item segments need it), not kept: at 50M pairs it is 0.4 GB."""
+        users = np.repeat(np.arange(self.num_users, dtype=np.int64), np.diff(self.indptr))
+        users *= self.num_items
+        users += self.indices
+        return users
 
 
 def build_exclusions(
@@ -234,7 +241,9 @@ def build_exclusions(
       exclude: more splits to filter out (e.g. the validation split when testing).
 
     Returns:
-      An ``Exclusions`` (about 12 bytes per distinct pair; ~0.5 s for 5M pairs on one core).
+      An ``Exclusions``. With ``train`` alone, its arrays are ``train.item_lists`` (shared with
+      the negative sampler, no copy); otherwise about 4 bytes per distinct pair, built with 8
+      more (~0.5 s for 5M pairs on one core).
 
     Raises:
       EvaluationError: for no source at all, or sources in different ID spaces.
@@ -249,14 +258,18 @@ def build_exclusions(
             )
         _check_space(f"source {i}", src, sources[0])
     num_users, num_items = sources[0].num_users, sources[0].num_items
-    keys = _sorted_unique(
-        np.concatenate([s.user_ids.astype(np.int64) * num_items + s.item_ids for s in sources])
-    )
-    indptr, indices = _lists_from_keys(keys, num_users, num_items)
+    if len(sources) == 1:
+        indptr, indices = sources[0].item_lists
+    else:
+        indptr, indices = distinct_item_lists(
+            np.concatenate([s.user_ids for s in sources]),
+            np.concatenate([s.item_ids for s in sources]),
+            num_users,
+            num_items,
+        )
     return Exclusions(
         num_users=num_users,
         num_items=num_items,
-        keys=keys,
         indptr=indptr,
         indices=indices,
         source_sizes=tuple(len(s) for s in sources),

@@ -286,12 +286,8 @@ def build_from_description(description: Mapping[str, Any]) -> models.Recommender
         num_users=int(description["num_users"]),
         num_items=int(description["num_items"]),
         rngs=nnx.Rngs(params=int(description["seed"])),
-        user_features_info={
-            k: _field_from_json(v) for k, v in description["user_fields"].items()
-        },
-        item_features_info={
-            k: _field_from_json(v) for k, v in description["item_fields"].items()
-        },
+        user_features_info={k: _field_from_json(v) for k, v in description["user_fields"].items()},
+        item_features_info={k: _field_from_json(v) for k, v in description["item_fields"].items()},
     )
     return models.build(description["name"], context=context, **description["options"])
 
@@ -351,7 +347,9 @@ def save_entities(workdir: str, data: ExperimentData) -> None:
     is all ``hybridrec.load`` needs: no dataset is read again to recommend, and a new item is
     encoded from raw metadata.
     """
-    csr = data.train.csr
+    # The training run's one copy of the lists (shared with its sampler and exclusions); the
+    # scipy ``csr`` view would keep another 8 bytes a pair, cached for the whole run.
+    train_indptr, train_indices = data.train.item_lists
     arrays = {
         "user_raw_ids": _raw(data.train.user_map.raw_ids),
         "item_raw_ids": _raw(data.train.item_map.raw_ids),
@@ -360,8 +358,8 @@ def save_entities(workdir: str, data: ExperimentData) -> None:
         "item_counts": data.train.item_counts(),
         # Each user's training items as CSR (indptr, indices), so recommendations can exclude
         # what a user has seen: half the bytes of (user, item) pairs, and no sort on load.
-        "train_indptr": csr.indptr.astype(np.int64),
-        "train_indices": csr.indices.astype(np.int32),
+        "train_indptr": train_indptr,
+        "train_indices": train_indices,
     }
     for side, table in (("user", data.user_table), ("item", data.item_table)):
         for key, value in table.items():

@@ -579,6 +579,17 @@ def test_exclusions_built_once_give_the_same_results(data, monkeypatch):
         evaluation.evaluate(lambda u: scores[u], test, train=train, exclusions=excl)
 
 
+def test_exclusions_of_train_alone_share_its_item_lists(data):
+    """The training run's exclusions are ``train.item_lists`` themselves (no second copy of
+    millions of pairs), and their ``keys`` are the sorted pair keys."""
+    train = data[0]
+    excl = evaluation.build_exclusions(train)
+    assert excl.indptr is train.item_lists[0] and excl.indices is train.item_lists[1]
+    expected = np.unique(train.user_ids.astype(np.int64) * train.num_items + train.item_ids)
+    np.testing.assert_array_equal(excl.keys, expected)
+    assert len(excl) == len(expected)
+
+
 def test_sort_based_set_helpers_match_numpy():
     rng = np.random.default_rng(5)
     keys = rng.integers(0, 1000, 3000).astype(np.int64)

@@ -196,31 +196,22 @@ class PositiveIndex:
         num_users, num_items = interactions.num_users, interactions.num_items
         if num_items >= 2**31 - 1:
             raise SamplingError(f"PositiveIndex: {num_items} items do not fit int32 indices")
-        # Unique (user, item) keys in sorted order are exactly the CSR layout. Built from the ID
-        # arrays rather than ``interactions.csr`` so a pair with zero weight is still a positive.
-        # Arrays of the positives' length are int32 where the values fit and temporaries are
-        # dropped as soon as possible: at 5M positives the build's int64 temporaries had
-        # briefly doubled a training run's memory (a peak of 1.4 GB against 0.9 GB after it).
-        keys = interactions.user_ids.astype(np.int64)
-        keys *= num_items
-        keys += interactions.item_ids
-        keys.sort()
-        # sort + mask rather than np.unique, whose hash-based path took 9 s on 10M keys.
-        if len(keys):
-            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
-        if len(keys) >= 2**31 - 1:
-            raise SamplingError(f"PositiveIndex: {len(keys)} positives do not fit int32 offsets")
-        users, items = np.divmod(keys, max(num_items, 1))
-        del keys
-        users, items = users.astype(np.int32), items.astype(np.int32)
-        counts = np.bincount(users, minlength=num_users)
-        indptr = np.zeros(num_users + 1, np.int64)
-        np.cumsum(counts, out=indptr[1:])
+        if len(interactions) >= 2**31 - 1:
+            raise SamplingError(
+                f"PositiveIndex: {len(interactions)} positives do not fit int32 offsets"
+            )
+        # Each user's distinct items, ascending (the CSR layout), shared with the evaluator's
+        # exclusions; built from the ID arrays, so a pair with zero weight is still a positive.
+        indptr, items = interactions.item_lists
+        counts = np.diff(indptr)
         # offsets[k] = items[k] - (k - indptr[user]): the item minus its rank within its user.
-        offsets = items - np.arange(len(items), dtype=np.int32)
-        offsets += indptr[:-1].astype(np.int32)[users]
-        del users
-        sentinel = np.array([np.iinfo(np.int32).max], np.int32)
+        # Per user, so no (P,) array of users is made (memory: hybridrec.data.interactions).
+        offsets = np.empty(len(items) + 1, np.int32)
+        offsets[:-1] = items
+        offsets[:-1] -= np.arange(len(items), dtype=np.int32)
+        offsets[:-1] += np.repeat(indptr[:-1].astype(np.int32), counts)
+        sentinel = np.iinfo(np.int32).max
+        offsets[-1] = sentinel
         densest = int(np.argmax(counts)) if num_users else 0
         max_positives = int(counts.max()) if num_users else 0
         raw = interactions.user_map.to_raw(densest) if num_users else ""
@@ -229,8 +220,8 @@ class PositiveIndex:
         hash_starts, hash_sizes, hash_slots = _hash_table(indptr, items, num_items)
         return cls(
             indptr=jnp.asarray(indptr.astype(np.int32)),
-            indices=jnp.asarray(np.concatenate([items, sentinel])),
-            offsets=jnp.asarray(np.concatenate([offsets, sentinel])),
+            indices=jnp.asarray(np.append(items, np.int32(sentinel))),
+            offsets=jnp.asarray(offsets),
             negatives=None if negatives is None else jnp.asarray(negatives),
             hash_starts=jnp.asarray(hash_starts),
             hash_sizes=jnp.asarray(hash_sizes),
@@ -355,15 +346,64 @@ def _hash_table(indptr: np.ndarray, items: np.ndarray, num_items: int) -> tuple[
     Returns:
       ``(starts (num_users,) int32, sizes (num_users,) uint32, slots (total,))``, slots int16
       when every item ID fits, else int32.
+
+    Users are placed in groups of about ``_HASH_GROUP`` positives: a region depends only on its
+    user's items, so the groups are independent, and the build's temporaries (~40 bytes a
+    positive) stay at ~0.2 GB, where at 50M positives they had reached 2 GB at once.
+    """
+    num_users = len(indptr) - 1
+    sizes = np.empty(num_users, np.int64)
+    offsets = np.empty(len(items), np.int32)  # each item's slot within its user's region
+    groups = []
+    first = 0
+    while first < num_users:
+        # Users first .. last - 1: about _HASH_GROUP positives, and at least one user.
+        last = int(np.searchsorted(indptr, indptr[first] + _HASH_GROUP, side="right")) - 1
+        last = min(max(last, first + 1), num_users)
+        lo, hi = int(indptr[first]), int(indptr[last])
+        sizes[first:last], offsets[lo:hi] = _place(
+            indptr[first : last + 1] - lo, items[lo:hi], first
+        )
+        groups.append((first, last, lo, hi))
+        first = last
+    layout = np.zeros(num_users + 1, np.int64)
+    np.cumsum(sizes + HASH_WINDOW - 1, out=layout[1:])
+    if layout[-1] >= 2**31 - 1:
+        raise SamplingError(f"PositiveIndex: a hash table of {layout[-1]} slots needs int64")
+    # int16 where item IDs fit: half the memory read per query (the table is far larger than
+    # the caches; ~10% off the sampler at 20k items).
+    dtype = np.int16 if num_items <= np.iinfo(np.int16).max else np.int32
+    table = np.full(int(layout[-1]), -1, dtype)
+    for first, last, lo, hi in groups:
+        table[np.repeat(layout[first:last], np.diff(indptr[first : last + 1])) + offsets[lo:hi]] = (
+            items[lo:hi]
+        )
+    return layout[:-1].astype(np.int32), sizes.astype(np.uint32), table
+
+
+# Positives placed at a time by ``_hash_table``.
+_HASH_GROUP = 1 << 22
+
+
+def _place(indptr: np.ndarray, items: np.ndarray, first_user: int) -> tuple[np.ndarray, ...]:
+    """Region sizes and slots of one group of users (``_hash_table``).
+
+    Args:
+      indptr: (n + 1,) int64 row pointers of users ``first_user .. first_user + n - 1``, from 0.
+      items: (indptr[-1],) int32 their items.
+      first_user: the group's first user index (the hash reads the global user index).
+
+    Returns:
+      ``(sizes (n,) int64, offsets (len(items),) int32)``: each user's number of home slots and
+      each item's slot within its user's region.
     """
     num_users = len(indptr) - 1
     counts = np.diff(indptr)
-    # int32 per positive (uint32 hashes; int64 only for slot positions): the build's
-    # temporaries are several arrays of the positives' length (see PositiveIndex).
+    # int32 per positive (uint32 hashes; int64 only for slot positions).
     users = np.repeat(np.arange(num_users, dtype=np.int32), counts)
-    hashes = _slot_hash_np(users, items)  # uint32
+    hashes = _slot_hash_np(users + np.int32(first_user), items)  # uint32
     sizes = np.maximum(1, _HASH_SLOTS_PER_POSITIVE * counts).astype(np.int64)
-    offsets = np.zeros(len(items), np.int32)  # each item's slot within its user's region
+    offsets = np.zeros(len(items), np.int32)
     # The items (re)placed this round: all, then the grown users'.
     todo = np.arange(len(items), dtype=np.int32)
     for _ in range(40):  # sizes only grow; 32-bit hashes of distinct items separate by 2**32
@@ -397,17 +437,7 @@ def _hash_table(indptr: np.ndarray, items: np.ndarray, num_items: int) -> tuple[
         grow = np.unique(placed_users[slot - ordered >= HASH_WINDOW])
         del placed, placed_users, slot, ordered
         if not len(grow):
-            starts = layout[:-1]
-            if layout[-1] >= 2**31 - 1:
-                raise SamplingError(
-                    f"PositiveIndex: a hash table of {layout[-1]} slots needs int64"
-                )
-            # int16 where item IDs fit: half the memory read per query (the table is far larger
-            # than the caches; ~10% off the sampler at 20k items).
-            dtype = np.int16 if num_items <= np.iinfo(np.int16).max else np.int32
-            table = np.full(int(layout[-1]), -1, dtype)
-            table[starts[users] + offsets] = items
-            return starts.astype(np.int32), sizes.astype(np.uint32), table
+            return sizes, offsets
         sizes[grow] *= 2
         regrown = np.zeros(num_users, bool)
         regrown[grow] = True

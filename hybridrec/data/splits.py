@@ -166,15 +166,21 @@ def _pairs(interactions: Interactions) -> tuple[np.ndarray, np.ndarray]:
       pair_rows: (P,) the row of each pair's first occurrence, increasing.
       row_to_pair: (N,) for each row, the position of its pair in ``pair_rows``.
     """
-    key = interactions.user_ids.astype(np.int64) * max(interactions.num_items, 1)
-    key += interactions.item_ids
-    # Most data sets hold each pair once: sorting the keys alone (no argsort; 50M keys in about
-    # a second) proves it, and then every row is its own pair.
-    sorted_keys = np.sort(key)
-    if not (sorted_keys[1:] == sorted_keys[:-1]).any():
+
+    def pair_keys():
+        key = interactions.user_ids.astype(np.int64)
+        key *= max(interactions.num_items, 1)
+        key += interactions.item_ids
+        return key
+
+    # Most data sets hold each pair once: sorting the keys alone, in place (no argsort, no
+    # copy; 50M keys in about a second), proves it, and then every row is its own pair.
+    key = pair_keys()
+    key.sort()
+    if not (key[1:] == key[:-1]).any():
         rows = np.arange(len(key), dtype=np.int64)
         return rows, rows
-    del sorted_keys
+    key = pair_keys()
     order = _stable_argsort(key)
     sorted_key = key[order]
     starts = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
@@ -232,7 +238,9 @@ def random_split(
     seed = _check_seed(seed, what)
     pair_rows, row_to_pair = _pairs(interactions)
     num_pairs = len(pair_rows)
-    perm = np.random.default_rng(seed).permutation(num_pairs)
+    # rng.permutation(num_pairs), shuffled in place in int32 (0.2 GB less at 50M pairs).
+    perm = np.arange(num_pairs, dtype=np.int32 if num_pairs < 2**31 else np.int64)
+    np.random.default_rng(seed).shuffle(perm)
     val_cut = int((1.0 - val_p - test_p) * num_pairs)
     test_cut = int((1.0 - test_p) * num_pairs)
     pair_part = np.zeros(num_pairs, np.int8)

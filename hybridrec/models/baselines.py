@@ -54,12 +54,25 @@ class Baseline:
 
     def _matrix(self, source: Interactions | sp.spmatrix) -> sp.csr_matrix:
         """The user-item matrix the model reads: binary (non-zero -> 1), or summed weights."""
+        if isinstance(source, Interactions) and source.weights is None and self._binary:
+            # Every pair present is a 1: the shared, cached per-user lists (no second copy of
+            # millions of pairs, and no cached ``csr`` of them on the training interactions),
+            # and the ones a read-only broadcast, not 4 bytes a pair.
+            indptr, indices = source.item_lists
+            ones = np.broadcast_to(np.float32(1.0), indices.shape)
+            return sp.csr_matrix(
+                (ones, indices, indptr), shape=(source.num_users, source.num_items)
+            )
         mat = source.csr if isinstance(source, Interactions) else source
         mat = sp.csr_matrix(mat, dtype=np.float32, copy=True)
         mat.eliminate_zeros()
-        if getattr(self, "binary", True):
+        if self._binary:
             mat.data[:] = 1.0
         return mat
+
+    @property
+    def _binary(self) -> bool:
+        return getattr(self, "binary", True)
 
     def fit(self, train: Interactions) -> Baseline:
         """Fits on the training interactions, which also become each user's history.
@@ -150,8 +163,11 @@ class Baseline:
             if sp.issparse(value):
                 value = sp.csr_matrix(value)
                 out.update(
-                    {f"{key}_indptr": value.indptr, f"{key}_indices": value.indices,
-                     f"{key}_data": value.data}
+                    {
+                        f"{key}_indptr": value.indptr,
+                        f"{key}_indices": value.indices,
+                        f"{key}_data": value.data,
+                    }
                 )
             else:
                 out[key] = np.asarray(value)

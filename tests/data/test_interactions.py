@@ -59,6 +59,31 @@ def test_csr_gives_per_user_items_sorted_and_summed():
     np.testing.assert_array_equal(x.item_counts(), [0, 1, 1, 2])
 
 
+@pytest.mark.parametrize("chunk_rows", [1 << 22, 3])
+def test_item_lists_match_brute_force(chunk_rows, monkeypatch):
+    """Each user's distinct items, ascending: repeated pairs once, a pair of weight 0 kept (it is
+    present), users without items empty; the same when the keys are converted in chunks."""
+    from hybridrec.data import interactions as interactions_lib
+
+    monkeypatch.setattr(interactions_lib, "_CHUNK_ROWS", chunk_rows)
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 40, 500)
+    items = rng.integers(0, 25, 500)
+    weights = rng.random(500).astype(np.float32)
+    weights[:50] = 0.0
+    x = Interactions.from_arrays(users, items, num_users=45, num_items=25, weights=weights)
+    indptr, lists = x.item_lists
+    assert indptr.dtype == np.int64 and lists.dtype == np.int32 and len(indptr) == 46
+    for u in range(45):
+        expected = sorted({int(i) for v, i in zip(users, items) if v == u})
+        assert lists[indptr[u] : indptr[u + 1]].tolist() == expected
+    assert x.item_lists is x.item_lists  # cached: the sampler and the evaluator share it
+    with pytest.raises(ValueError, match="read-only"):
+        lists[0] = 1
+    empty = Interactions.from_arrays([], [], num_users=3, num_items=0)
+    assert empty.item_lists[0].tolist() == [0, 0, 0, 0] and len(empty.item_lists[1]) == 0
+
+
 def test_to_implicit_thresholds_ratings():
     x = Interactions.from_dataframe(_frame(), user_col="user", item_col="item", rating_col="rating")
     imp = x.to_implicit(4)
@@ -295,8 +320,11 @@ def test_id_lookup_never_truncates_fractional_ids():
 def test_user_balanced_weights_match_brute_force(exponent):
     # Users a (3 positives, one of weight 2), b (2), c (1): brute force over the rows.
     frame = pd.DataFrame(
-        {"user": ["a", "a", "b", "a", "c", "b"], "item": [1, 2, 1, 3, 2, 2],
-         "w": [1.0, 2.0, 1.0, 1.0, 1.0, 1.0]}
+        {
+            "user": ["a", "a", "b", "a", "c", "b"],
+            "item": [1, 2, 1, 3, 2, 2],
+            "w": [1.0, 2.0, 1.0, 1.0, 1.0, 1.0],
+        }
     )
     x = Interactions.from_dataframe(frame, user_col="user", item_col="item", weight_col="w")
     got = x.user_balanced_weights(exponent)

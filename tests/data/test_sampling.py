@@ -172,6 +172,35 @@ def test_hash_table_membership_matches_brute_force_on_power_law_data(
     assert found.any() and not found.all()
 
 
+def test_hash_table_built_in_groups_is_exact(monkeypatch):
+    """Users are placed in groups of about ``_HASH_GROUP`` positives (to bound the build's memory):
+    with groups of a few users, every positive is still found and nothing else, and each user's
+    region and placement are those of the build in one group."""
+    rng = np.random.default_rng(11)
+    num_users, num_items = 200, 3000
+    sizes = np.minimum((rng.pareto(1.0, num_users) * 10).astype(int), 2000)
+    positives = [rng.choice(num_items, size, replace=False).tolist() for size in sizes]
+    data = _from_sets(positives, num_items)
+    whole = PositiveIndex.from_interactions(data, dense_limit_bytes=0)
+    monkeypatch.setattr(sampling, "_HASH_GROUP", 50)
+    grouped = PositiveIndex.from_interactions(data, dense_limit_bytes=0)
+    users = np.repeat(np.arange(num_users), 10).astype(np.int32)  # each user asks every item
+    queries = np.tile(np.arange(num_items, dtype=np.int32).reshape(10, -1), (num_users, 1))
+    found = np.asarray(jax.jit(PositiveIndex.contains)(grouped, jnp.asarray(users), queries))
+    sets = _positive_sets(data)
+    expected = [[q in sets[u] for q in row] for u, row in zip(users, queries)]
+    np.testing.assert_array_equal(found, expected)
+    # The same regions, laid end to end in the same order, holding the same items (items with
+    # equal home slots may be placed in either order).
+    np.testing.assert_array_equal(grouped.hash_sizes, whole.hash_sizes)
+    np.testing.assert_array_equal(grouped.hash_starts, whole.hash_starts)
+    a, b = np.asarray(grouped.hash_slots), np.asarray(whole.hash_slots)
+    starts = np.asarray(whole.hash_starts).tolist() + [len(b)]
+    for u in range(num_users):
+        region = slice(starts[u], starts[u + 1])
+        assert sorted(a[region]) == sorted(b[region])
+
+
 def _assert_deterministic(sampler, user_ids, k, negatives, key=0):
     """The same key gives the same draws (jitted), another key different ones."""
     again = _SAMPLE(sampler, jax.random.key(key), user_ids, k)

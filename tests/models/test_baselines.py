@@ -218,6 +218,23 @@ def test_score_with_other_history():
     np.testing.assert_array_equal(model(users), model.score(users))
 
 
+def test_history_matrix_is_binary_and_shares_the_training_lists():
+    """Repeated pairs count once; without weights the history reads ``train.item_lists`` (no
+    copy of the pairs); with weights, a pair of weight 0 is not history (as before)."""
+    users, items = np.array([0, 0, 1, 2, 2, 2]), np.array([3, 3, 1, 0, 2, 0])
+    train = Interactions.from_arrays(users, items, num_users=4, num_items=5)
+    model = ItemKNN(k=2).fit(train)
+    expected = np.zeros((4, 5))
+    expected[users, items] = 1.0
+    np.testing.assert_array_equal(model._history.toarray(), expected)
+    assert np.shares_memory(model._history.indices, train.item_lists[1])
+    weighted = Interactions.from_arrays(
+        users, items, num_users=4, num_items=5, weights=[1.0, 1.0, 0.0, 2.0, 1.0, 0.5]
+    )
+    expected[1, 1] = 0.0
+    np.testing.assert_array_equal(ItemKNN(k=2).fit(weighted)._history.toarray(), expected)
+
+
 def test_errors():
     train = random_interactions()
     with pytest.raises(BaselineError, match=r"unknown baseline 'knn'.*itemknn"):

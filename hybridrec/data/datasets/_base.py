@@ -58,6 +58,12 @@ class Dataset:
     split: np.ndarray | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def without_interactions(self) -> Dataset:
+        """The same dataset with no interaction rows (the ID maps, metadata and info kept), for
+        a holder of its splits that need not keep a second copy of every interaction."""
+        empty = self.interactions.subset(np.zeros(0, np.int64))
+        return dataclasses.replace(self, interactions=empty, split=None)
+
     def __repr__(self) -> str:
         parts = [f"Dataset({self.name!r}: {self.interactions!r}"]
         if self.item_metadata is not None:
