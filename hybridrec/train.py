@@ -358,7 +358,10 @@ def _train_and_evaluate(
         )
     # The per-positive arrays a step gathers from. Weights only when they are not all 1 and
     # ratings only for an objective that reads them: at 50M positives each is 0.2 GB.
-    positives = dict(user_ids=jnp.asarray(train.user_ids), item_ids=jnp.asarray(train.item_ids))
+    # device_put shares the (aligned) host arrays' memory on a CPU: no second copy of them.
+    positives = dict(
+        user_ids=jax.device_put(train.user_ids), item_ids=jax.device_put(train.item_ids)
+    )
     if user_weighting or train.weights is not None:
         # config.train.user_weighting: each user's share of the loss moved toward equal.
         positives["weights"] = jnp.asarray(train.user_balanced_weights(float(user_weighting)))

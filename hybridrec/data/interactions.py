@@ -253,7 +253,7 @@ class Interactions:
                         row=bad,
                         value=_py(a[bad]),
                     )
-            object.__setattr__(self, name, a.astype(dtype, copy=False))
+            object.__setattr__(self, name, aligned(a.astype(dtype, copy=False)))
             return a
 
         # Range checks run on the values as given: a cast to int32 would wrap 2**32 + 1 to 1.
@@ -769,6 +769,41 @@ class Interactions:
         )
 
 
+# XLA:CPU lets a device array share a host array's memory (``jax.device_put``, no copy) when it
+# starts on a 64-byte boundary; numpy aligns large arrays to 16 bytes only. Arrays of at least
+# _ALIGN_MIN_BYTES are placed on that boundary, so that at 50M positives the training arrays
+# and the sampler's index are not held twice (on the host and again on the "device").
+_ALIGN = 64
+_ALIGN_MIN_BYTES = 1 << 20
+
+
+def aligned_empty(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on a 64-byte boundary (see ``aligned``)."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    if size * dtype.itemsize < _ALIGN_MIN_BYTES or _ALIGN % dtype.itemsize:
+        return np.empty(shape, dtype)
+    # A buffer of the same dtype, a few elements longer (numpy starts it on 16 bytes): a view
+    # of nearly its whole base, which scipy.sparse keeps as it is (it copies a view of a base
+    # twice its size or more).
+    buffer = np.empty(size + _ALIGN // dtype.itemsize, dtype)
+    start = (-buffer.ctypes.data % _ALIGN) // dtype.itemsize
+    return buffer[start : start + size].reshape(shape)
+
+
+def aligned(array: np.ndarray) -> np.ndarray:
+    """``array``, or a C-contiguous copy of it on a 64-byte boundary when it is large (1 MiB or
+    more) and not already there: ``jax.device_put`` then shares its memory on a CPU."""
+    if array.nbytes < _ALIGN_MIN_BYTES or (
+        array.flags.c_contiguous and array.ctypes.data % _ALIGN == 0
+    ):
+        return array
+    out = aligned_empty(array.shape, array.dtype)
+    out[...] = array
+    return out
+
+
 # Rows of keys converted at a time: bounds the int64 temporaries of the conversion to ~64 MB.
 _CHUNK_ROWS = 1 << 22
 
@@ -801,7 +836,7 @@ def distinct_item_lists(
     # Each user's first key is user * num_items: one binary search a user, no (P,) user array.
     indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
     indptr = indptr.astype(np.int64)
-    items = np.empty(len(keys), np.int32)
+    items = aligned_empty(len(keys), np.int32)
     for start in range(0, len(keys), _CHUNK_ROWS):
         chunk = keys[start : start + _CHUNK_ROWS]
         items[start : start + len(chunk)] = chunk % max(num_items, 1)

@@ -67,7 +67,7 @@ import numpy as np
 from flax import struct
 from jax import lax
 
-from hybridrec.data.interactions import Interactions, InteractionsError
+from hybridrec.data.interactions import Interactions, InteractionsError, aligned_empty
 
 __all__ = [
     "NegativeSampler",
@@ -206,7 +206,7 @@ class PositiveIndex:
         counts = np.diff(indptr)
         # offsets[k] = items[k] - (k - indptr[user]): the item minus its rank within its user.
         # Per user, so no (P,) array of users is made (memory: hybridrec.data.interactions).
-        offsets = np.empty(len(items) + 1, np.int32)
+        offsets = aligned_empty(len(items) + 1, np.int32)
         offsets[:-1] = items
         offsets[:-1] -= np.arange(len(items), dtype=np.int32)
         offsets[:-1] += np.repeat(indptr[:-1].astype(np.int32), counts)
@@ -218,14 +218,19 @@ class PositiveIndex:
         raw = raw.item() if isinstance(raw, np.generic) else raw
         negatives = _negatives_table(indptr, items, num_items, dense_limit_bytes)
         hash_starts, hash_sizes, hash_slots = _hash_table(indptr, items, num_items)
+        indices = aligned_empty(len(items) + 1, np.int32)
+        indices[:-1] = items
+        indices[-1] = sentinel
+        # device_put, not jnp.asarray: on a CPU the device arrays then share these aligned host
+        # arrays' memory (hybridrec.data.interactions.aligned) instead of copying them.
         return cls(
-            indptr=jnp.asarray(indptr.astype(np.int32)),
-            indices=jnp.asarray(np.append(items, np.int32(sentinel))),
-            offsets=jnp.asarray(offsets),
-            negatives=None if negatives is None else jnp.asarray(negatives),
-            hash_starts=jnp.asarray(hash_starts),
-            hash_sizes=jnp.asarray(hash_sizes),
-            hash_slots=jnp.asarray(hash_slots),
+            indptr=jax.device_put(indptr.astype(np.int32)),
+            indices=jax.device_put(indices),
+            offsets=jax.device_put(offsets),
+            negatives=None if negatives is None else jax.device_put(negatives),
+            hash_starts=jax.device_put(hash_starts),
+            hash_sizes=jax.device_put(hash_sizes),
+            hash_slots=jax.device_put(hash_slots),
             num_items=int(num_items),
             num_steps=max_positives.bit_length(),  # == ceil(log2(max_positives + 1))
             max_positives=max_positives,
@@ -373,7 +378,8 @@ def _hash_table(indptr: np.ndarray, items: np.ndarray, num_items: int) -> tuple[
     # int16 where item IDs fit: half the memory read per query (the table is far larger than
     # the caches; ~10% off the sampler at 20k items).
     dtype = np.int16 if num_items <= np.iinfo(np.int16).max else np.int32
-    table = np.full(int(layout[-1]), -1, dtype)
+    table = aligned_empty(int(layout[-1]), dtype)
+    table.fill(-1)
     for first, last, lo, hi in groups:
         table[np.repeat(layout[first:last], np.diff(indptr[first : last + 1])) + offsets[lo:hi]] = (
             items[lo:hi]
