@@ -32,7 +32,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = mf.get_config()
 
     # Optimizer: one per variable type, each with its own learning rate
-    config.optimizer.embeddings = dict(name="adam", learning_rate=1e-2, sparse=False, sparse_above_rows=50_000)
+    config.optimizer.embeddings = dict(
+        name="adam", learning_rate=1e-2, sparse=False, sparse_above_rows=50_000
+    )
     config.optimizer.biases = dict(name="sgd", learning_rate=1e-1)
     if "single" in variants:
         config.optimizer.biases = dict(name="adam", learning_rate=1e-2)

@@ -39,7 +39,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.num_epochs = 20
 
     # Optimizer: Adam everywhere (the paper has no bias tables; the MLP is "dense")
-    config.optimizer.embeddings = dict(name="adam", learning_rate=1e-3, sparse=False, sparse_above_rows=50_000)
+    config.optimizer.embeddings = dict(
+        name="adam", learning_rate=1e-3, sparse=False, sparse_above_rows=50_000
+    )
     config.optimizer.dense = dict(name="adam", learning_rate=1e-3)
     # The paper's constant learning rate. NeuMF spends its first 3-5 epochs near a popularity
     # ranking, and Collie's reduce-on-plateau (patience 1, inherited from mf.py) cut the rate
