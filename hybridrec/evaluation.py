@@ -223,8 +223,8 @@ class Exclusions:
 
     @functools.cached_property
     def keys(self) -> np.ndarray:
-        """(P,) int64 sorted ``user * num_items + item`` of the excluded pairs; made on demand
-        (item segments need it), not kept: at 50M pairs it is 0.4 GB."""
+        """(P,) int64 sorted ``user * num_items + item`` of the excluded pairs; made on first
+        use (only item segments read it), not by ``build_exclusions``: at 50M pairs it is 0.4 GB."""
         users = np.repeat(np.arange(self.num_users, dtype=np.int64), np.diff(self.indptr))
         users *= self.num_items
         users += self.indices
