@@ -75,7 +75,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybridrec.data.interactions import Interactions, distinct_item_lists
+from hybridrec.data.interactions import Interactions, distinct_item_lists, pair_keys
 from hybridrec.metrics import (
     check_metric_names,
     metrics_from_stats,
@@ -192,7 +192,7 @@ def _lists_from_keys(
 
 def _pair_keys(inter: Interactions) -> np.ndarray:
     """Sorted unique ``user * num_items + item`` keys of the interactions (int64)."""
-    return _sorted_unique(inter.user_ids.astype(np.int64) * inter.num_items + inter.item_ids)
+    return _sorted_unique(pair_keys(inter.user_ids, inter.item_ids, inter.num_items))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -808,6 +808,15 @@ def aligned(array: np.ndarray) -> np.ndarray:
 _CHUNK_ROWS = 1 << 22
 
 
+def pair_keys(user_ids: np.ndarray, item_ids: np.ndarray, num_items: int) -> np.ndarray:
+    """(N,) int64 ``user * num_items + item``: one number per (user, item) pair, ordered by user
+    then item (built in place: one (N,) int64 array)."""
+    keys = np.asarray(user_ids).astype(np.int64)
+    keys *= max(num_items, 1)
+    keys += item_ids
+    return keys
+
+
 def distinct_item_lists(
     user_ids: np.ndarray, item_ids: np.ndarray, num_users: int, num_items: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -824,9 +833,7 @@ def distinct_item_lists(
     (P,) int32 result; at 50M pairs the build had held four int64 arrays at once (1.6 GB) in the
     sampler and again in the evaluator.
     """
-    keys = np.asarray(user_ids).astype(np.int64)
-    keys *= num_items
-    keys += item_ids
+    keys = pair_keys(user_ids, item_ids, num_items)
     keys.sort()
     if len(keys) > 1:
         repeated = keys[1:] == keys[:-1]

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from hybridrec.data.interactions import Interactions, InteractionsError
+from hybridrec.data.interactions import Interactions, InteractionsError, pair_keys
 
 __all__ = [
     "Split",
@@ -167,20 +167,17 @@ def _pairs(interactions: Interactions) -> tuple[np.ndarray, np.ndarray]:
       row_to_pair: (N,) for each row, the position of its pair in ``pair_rows``.
     """
 
-    def pair_keys():
-        key = interactions.user_ids.astype(np.int64)
-        key *= max(interactions.num_items, 1)
-        key += interactions.item_ids
-        return key
+    def keys():
+        return pair_keys(interactions.user_ids, interactions.item_ids, interactions.num_items)
 
     # Most data sets hold each pair once: sorting the keys alone, in place (no argsort, no
     # copy; 50M keys in about a second), proves it, and then every row is its own pair.
-    key = pair_keys()
+    key = keys()
     key.sort()
     if not (key[1:] == key[:-1]).any():
         rows = np.arange(len(key), dtype=np.int64)
         return rows, rows
-    key = pair_keys()
+    key = keys()
     order = _stable_argsort(key)
     sorted_key = key[order]
     starts = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
