@@ -149,6 +149,49 @@ def test_adaptive_values():
     assert _val(call("adaptive_hinge", pos_scores=pos, neg_scores=neg)) == pytest.approx(2.0)
 
 
+def test_blended_bpr_value_and_limits():
+    pos, neg = jnp.array([1.0]), jnp.array([[0.0, 2.0, -1.0]])
+    # Hardest: softplus(2 - 1) = 1.313262. Mean over the three: (softplus(-1) + softplus(1) +
+    # softplus(-2)) / 3 = (0.313262 + 1.313262 + 0.126928) / 3 = 0.584484.
+    got = call("blended_bpr", pos_scores=pos, neg_scores=neg, mean_weight=0.5)
+    assert _val(got) == pytest.approx(1.313262 + 0.5 * 0.584484, abs=1e-5)
+    # The default weight is 0.5; a weight of 0 is adaptive BPR.
+    assert _val(call("blended_bpr", pos_scores=pos, neg_scores=neg)) == pytest.approx(_val(got))
+    zero = call("blended_bpr", pos_scores=pos, neg_scores=neg, mean_weight=0.0)
+    assert _val(zero) == pytest.approx(_val(call("adaptive_bpr", pos_scores=pos, neg_scores=neg)))
+    # Masks, weights and partial credit reach both terms: the sum of the two losses, per row.
+    rng = np.random.default_rng(3)
+    pos, neg = jnp.asarray(rng.normal(size=6)), jnp.asarray(rng.normal(size=(6, 4)))
+    kw = dict(
+        neg_mask=jnp.asarray(rng.random((6, 4)) < 0.7).at[2].set(False),  # row 2: none valid
+        weights=jnp.asarray(rng.random(6)),
+        pos_meta=jnp.asarray(rng.integers(0, 3, 6)),
+        neg_meta=jnp.asarray(rng.integers(0, 3, (6, 4))),
+        metadata_weights=0.3,
+        reduction="none",
+    )
+    args = dict(pos_scores=pos, neg_scores=neg, **kw)
+    want = np.asarray(call("adaptive_bpr", **args)) + 2.0 * np.asarray(call("bpr", **args))
+    got = np.asarray(call("blended_bpr", **args, mean_weight=2.0))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert got[2] == 0.0
+    with pytest.raises(LossError, match="mean_weight must be >= 0"):
+        losses.blended_bpr(pos_scores=pos, neg_scores=neg, mean_weight=-1.0)
+
+
+def test_blended_bpr_trains_every_negative():
+    # Adaptive BPR's gradient reaches only the hardest negative; the mean term reaches all.
+    pos, neg = jnp.array([1.0]), jnp.array([[0.0, 2.0, -1.0]])
+    grad = jax.grad(lambda n, w: losses.blended_bpr(pos_scores=pos, neg_scores=n, mean_weight=w))
+    g0, g1 = np.asarray(grad(neg, 0.0)), np.asarray(grad(neg, 0.5))
+    assert np.count_nonzero(g0) == 1 and g0[0, 1] > 0
+    assert (g1 > 0).all()
+    # d/dn_k of 0.5 * mean_k softplus(n_k - 1) = 0.5 / 3 * sigmoid(n_k - 1), plus the hardest's.
+    want = 0.5 / 3 * scipy.special.expit(np.array([-1.0, 1.0, -2.0]))
+    want[1] += scipy.special.expit(1.0)
+    np.testing.assert_allclose(g1[0], want, rtol=1e-5)
+
+
 def test_warp_value():
     # Violation: neg > pos - 1 = 0. Negatives -0.5 (no), 0.2 (yes: N = 2), 3.0 (never reached).
     # rank = floor((11 - 1) / 2) = 5; H(5) = 1 + 1/2 + 1/3 + 1/4 + 1/5 = 2.283333;

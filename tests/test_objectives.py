@@ -147,6 +147,23 @@ def test_pairwise_softmax_refuses_a_non_pairwise_loss():
         objectives.build(_config("pairwise_softmax", loss="full_softmax"), num_items=NI)
 
 
+def test_a_loss_option_the_loss_does_not_take_is_named_with_the_ones_it_takes():
+    config = _config("pairwise", loss="blended_bpr")
+    config.train.loss_options = dict(mean_weigth=1.0)
+    with pytest.raises(ObjectiveError, match=r"'mean_weigth'.*'blended_bpr'.*: mean_weight$"):
+        objectives.build(config, num_items=NI)
+    config.train.loss_options = dict(margin=0.5)  # hinge's option, not BPR's
+    config.train.loss = "bpr"
+    with pytest.raises(ObjectiveError, match="its options: none"):
+        objectives.build(config, num_items=NI)
+    # What an objective passes itself is not an option either.
+    config.train.loss_options = dict(weights=1.0)
+    with pytest.raises(ObjectiveError, match="'weights'"):
+        objectives.build(config, num_items=NI)
+    config.train.loss, config.train.loss_options = "blended_bpr", dict(mean_weight=0.2)
+    assert objectives.build(config, num_items=NI).options == dict(mean_weight=0.2)
+
+
 def _train(objective_name, steps=300, seed=0, **train):
     """Trains the small hybrid model on the planted data; returns it.
 

@@ -20,6 +20,7 @@ before. A new objective (say, in-batch negatives) is one file: subclass ``Object
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,28 @@ _BY_KIND = {
 
 class ObjectiveError(ValueError):
     """A config whose objective, loss and data do not fit together; the message names the key."""
+
+
+# What objectives pass to a loss themselves: never a ``config.train.loss_options`` key.
+_SUPPLIED = frozenset(
+    "pos_scores neg_scores scores ratings weights neg_mask pos_meta neg_meta metadata_weights "
+    "pos_log_q neg_log_q pos_item_ids neg_item_ids num_items reduction".split()
+)
+
+
+def _check_loss_options(name: str, loss_fn, options: Mapping[str, Any]) -> None:
+    """Raises for an option the loss does not take (a typo would otherwise surface as a
+    ``TypeError`` from inside the traced step), naming the options it does take."""
+    params = inspect.signature(loss_fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = sorted(set(params) - _SUPPLIED)
+    bad = sorted(k for k in options if k not in known)
+    if bad:
+        raise ObjectiveError(
+            f"config.train.loss_options has {', '.join(map(repr, bad))}, which loss {name!r} "
+            f"does not take; its options: {', '.join(known) or 'none'}"
+        )
 
 
 def gather(table: Mapping[str, jax.Array], ids: jax.Array) -> dict[str, jax.Array]:
@@ -76,6 +99,7 @@ class Objective:
                 f"losses; config.train.loss={tc.loss!r} is a {self.kind!r} loss"
             )
         self.options = dict(tc.get("loss_options") or {})
+        _check_loss_options(tc.loss, self.loss_fn, self.options)
         if getattr(self.loss_fn, "needs_num_items", False):
             self.options["num_items"] = num_items
         self.num_items = num_items
