@@ -90,8 +90,9 @@ def untuned_hybrid_training(config: ml_collections.ConfigDict) -> None:
     """The training settings hybrid.py had before its MovieLens tuning, which the configs
     derived from it (beer, item pairs, LightFM-style, two-tower) were measured with: dimension
     32, the title and Freebase towers, the year as a number, no feature biases, no history
-    tower, ID dropout 0.1, the pairwise objective with adaptive hinge over 10 negatives,
-    20 epochs, a constant learning rate with reduce-on-plateau."""
+    tower, ID dropout 0.1, the pairwise objective with adaptive hinge over 10 negatives (no
+    loss options, no user weighting), 20 epochs, a constant learning rate with
+    reduce-on-plateau."""
     config.features.user_history = False
     del config.model.user_towers["history"]
     config.model.id_dropout = 0.1
@@ -107,6 +108,8 @@ def untuned_hybrid_training(config: ml_collections.ConfigDict) -> None:
     del config.train["softmax"]
     del config.train["prior"]  # hybrid.py's cold-item prior (issue 11) came after
     config.train.loss = "adaptive_hinge"
+    config.train.loss_options = dict()  # hybrid.py's blended BPR weight (2026-12-08) came after
+    config.train.user_weighting = 0.0  # so did its user-balanced weights (2026-12-07)
     config.model.embedding_dim = 32
     config.model.item_towers.freebase = dict(tower="text", field="freebase")
     config.train.num_negatives = 10

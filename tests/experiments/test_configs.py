@@ -23,12 +23,13 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from experiments import run as runner
+from hybridrec import experiment, objectives
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "experiments" / "configs"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.name.startswith("_"))
-# The trainer fits these in numpy: no training loop, checkpoints or plots.
-BASELINES = ("popularity", "itemknn", "ease")
+# The trainer fits these in numpy: no training loop, checkpoints or plots (the trainer's own list).
+BASELINES = experiment.BASELINES
 # Smoke runs in the default suite: the cheapest baseline and the cheapest trained model.
 FAST_SMOKE = ("popularity", "mf")
 SECTIONS = ("data", "split", "features", "model", "train", "optimizer", "eval", "checkpoint")
@@ -63,6 +64,10 @@ def test_config_contract(name):
         for section in SECTIONS:
             assert section in config, f"{name}.py:{arg} has no {section!r} section"
         json.dumps(config.to_dict())  # config.json must be writable
+        if config.model.name not in BASELINES:
+            # The objective accepts the loss and its options (a derived config that swaps the
+            # loss must not keep the parent's loss_options).
+            objectives.build(config, num_items=10)
 
     smoke = module.get_config("smoke")
     assert smoke.data.name == "synthetic"
@@ -182,13 +187,23 @@ def test_cli_switches_on_plateau_and_early_stopping(tmp_path):
     assert _watcher(_EarlyStopping, defaults.eval.early_stopping) is None
 
 
-def test_hybrid_wide_changes_only_the_dimension_and_the_decay():
+def test_hybrid_compact_changes_only_the_recipe_it_names():
     from hybridrec.logging import flatten_config
 
-    base, wide = (flatten_config(_module("hybrid").get_config(a)) for a in (None, "wide"))
-    changed = {k for k in base.keys() | wide.keys() if base.get(k) != wide.get(k)}
-    assert changed == {"model.embedding_dim", "optimizer.embeddings.weight_decay"}
-    assert (wide["model.embedding_dim"], wide["optimizer.embeddings.weight_decay"]) == (48, 0.7)
+    base, compact = (flatten_config(_module("hybrid").get_config(a)) for a in (None, "compact"))
+    changed = {k for k in base.keys() | compact.keys() if base.get(k) != compact.get(k)}
+    assert changed == {
+        "model.embedding_dim",
+        "optimizer.embeddings.weight_decay",
+        "train.loss",
+        "train.loss_options.mean_weight",
+        "train.num_negatives",
+        "train.user_weighting",
+    }
+    got = [compact[k] for k in ("model.embedding_dim", "train.loss", "train.num_negatives")]
+    assert got == [16, "adaptive_bpr", 5]
+    assert "train.loss_options.mean_weight" not in compact
+    assert base["train.loss"] == "blended_bpr" and base["train.loss_options.mean_weight"] == 1.0
 
 
 @pytest.mark.slow
