@@ -513,14 +513,18 @@ def signal_config(model: dict, *, split: dict, epochs: int, schema: str | None =
     config.split = split
     config.features.schema = schema
     config.model = ml_collections.ConfigDict(model)
-    # A fixed setup, whatever hybrid.py tunes.
+    # A fixed setup, whatever hybrid.py tunes (the user weights and decay of its recipe before
+    # 2026-12-08, which these tests last passed with).
     config.train.update(
         loss="adaptive_hinge",
+        user_weighting=0.25,
         num_epochs=epochs,
         batch_size=256,
         num_negatives=5,
         steps_per_dispatch=16,
     )
+    config.train.loss_options = {}  # update() would merge, keeping hybrid.py's mean_weight
+    config.optimizer.embeddings.weight_decay = 0.3
     config.optimizer.plateau = None
     config.optimizer.schedule = dict(name="constant")
     config.eval.every_epochs = epochs

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,19 +53,42 @@ _SUPPLIED = frozenset(
 )
 
 
-def _check_loss_options(name: str, loss_fn, options: Mapping[str, Any]) -> None:
-    """Raises for an option the loss does not take (a typo would otherwise surface as a
-    ``TypeError`` from inside the traced step), naming the options it does take."""
+def _loss_options(loss_fn) -> set[str] | None:
+    """The keyword options ``loss_fn`` takes (None: it takes any, through ``**kwargs``)."""
     params = inspect.signature(loss_fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    known = sorted(set(params) - _SUPPLIED)
-    bad = sorted(k for k in options if k not in known)
+        return None
+    return set(params) - _SUPPLIED
+
+
+def _check_loss_options(name: str, loss_fn, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``loss_fn`` takes, out of ``config.train.loss_options``.
+
+    An option of another registered loss is dropped with a warning: it is what a config
+    derived from another (``hybrid.py``'s ``mean_weight``) keeps when only its loss is changed,
+    e.g. ``--config.train.loss=bpr``, and the command line cannot delete a key. Any other name
+    is a typo and raises, naming the options the loss takes (else it would surface as a
+    ``TypeError`` from inside the traced step).
+    """
+    known = _loss_options(loss_fn)
+    if known is None:
+        return dict(options)
+    elsewhere = set().union(*(_loss_options(f) or set() for f in losses.LOSSES.values()))
+    bad = sorted(k for k in options if k not in known and k not in elsewhere)
     if bad:
         raise ObjectiveError(
             f"config.train.loss_options has {', '.join(map(repr, bad))}, which loss {name!r} "
-            f"does not take; its options: {', '.join(known) or 'none'}"
+            f"does not take; its options: {', '.join(sorted(known)) or 'none'}"
         )
+    dropped = sorted(k for k in options if k not in known)
+    if dropped:
+        warnings.warn(
+            f"config.train.loss_options: {', '.join(map(repr, dropped))} ignored, an option of "
+            f"another loss that loss {name!r} does not take (its options: "
+            f"{', '.join(sorted(known)) or 'none'})",
+            stacklevel=3,
+        )
+    return {k: v for k, v in options.items() if k in known}
 
 
 def gather(table: Mapping[str, jax.Array], ids: jax.Array) -> dict[str, jax.Array]:
@@ -98,8 +122,7 @@ class Objective:
                 f"objective {type(self).__module__.rsplit('.', 1)[-1]!r} trains {self.kinds} "
                 f"losses; config.train.loss={tc.loss!r} is a {self.kind!r} loss"
             )
-        self.options = dict(tc.get("loss_options") or {})
-        _check_loss_options(tc.loss, self.loss_fn, self.options)
+        self.options = _check_loss_options(tc.loss, self.loss_fn, tc.get("loss_options") or {})
         if getattr(self.loss_fn, "needs_num_items", False):
             self.options["num_items"] = num_items
         self.num_items = num_items
