@@ -560,10 +560,10 @@ def blended_bpr(
     The two terms pull in different directions. The hardest negative (``adaptive_bpr``) trains
     the top of the list, what NDCG@10 reads; but alone, and more so the more negatives it
     chooses from, it neglects the many easy pairs and lowers AUC. The mean over the K uniform
-    negatives (``bpr``) is an unbiased surrogate of AUC. On MovieLens 100K (``hybrid.py``,
-    issue 11's tuning log) 8 negatives with ``w = 0.5`` kept the NDCG@10 of the hardest of 8
-    and the AUC of the hardest of 5. ``w = 0`` is ``adaptive_bpr``; as ``w`` grows it tends to
-    ``bpr``. Every negative gets a gradient (from the mean term), so an objective scores all K
+    negatives (``bpr``) is an unbiased surrogate of AUC. On MovieLens 100K (``hybrid.py``'s
+    tuning log, against the hardest of 5): the hardest of 8 alone gained NDCG@10 +0.0079 and
+    lost AUC -0.0023; blended over 10 with ``w = 1.0`` gained +0.0083 at AUC +0.0003. ``w = 0``
+    is ``adaptive_bpr``; as ``w`` grows it tends to ``bpr``. Every negative gets a gradient (from the mean term), so an objective scores all K
     with gradients (this loss is not ``hardest_only``). Partial credit, if given, applies to
     both terms as in ``bpr`` and ``adaptive_bpr``; a row whose negatives are all masked
     contributes 0.
